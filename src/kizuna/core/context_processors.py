@@ -1,0 +1,24 @@
+"""Template context shared by every page: the navigation of the product's areas."""
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+# (url name or None for an area still to come, label, key used to highlight the current area)
+NAVIGATION = (
+    ("core:home", _("Home"), "home"),
+    ("customers:list", _("Customers"), "customers"),
+    (None, _("Onboarding"), "onboarding"),
+    (None, _("Health"), "health"),
+    (None, _("Tasks"), "tasks"),
+    (None, _("Tech touch"), "techtouch"),
+    (None, _("Surveys"), "surveys"),
+    (None, _("Expansion"), "expansion"),
+    ("reports:dashboard", _("Reports"), "reports"),
+    ("core:settings", _("Settings"), "settings"),
+)
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    return {"navigation": NAVIGATION}

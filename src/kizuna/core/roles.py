@@ -1,0 +1,38 @@
+"""Staff roles and what each may do. The one place that says who can do what."""
+
+from enum import StrEnum
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", _("Administrator")
+    CS_MANAGER = "cs_manager", _("CS manager")
+    ONBOARDING_CSM = "onboarding_csm", _("Onboarding CSM")
+    ADOPTION_CSM = "adoption_csm", _("Adoption CSM")
+    EXPANSION_CSM = "expansion_csm", _("Expansion CSM")
+    VIEWER = "viewer", _("Viewer")
+
+
+class Capability(StrEnum):
+    VIEW = "view"
+    EDIT_CUSTOMERS = "edit_customers"
+    WRITE_TIMELINE = "write_timeline"
+    IMPORT_DATA = "import_data"
+    MANAGE_CATALOG = "manage_catalog"
+    MANAGE_USERS = "manage_users"
+
+
+_CSM = frozenset({Capability.VIEW, Capability.EDIT_CUSTOMERS, Capability.WRITE_TIMELINE})
+
+ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    Role.ADMIN: frozenset(Capability),
+    Role.CS_MANAGER: _CSM | {Capability.IMPORT_DATA, Capability.MANAGE_CATALOG},
+    Role.ONBOARDING_CSM: _CSM,
+    Role.ADOPTION_CSM: _CSM,
+    Role.EXPANSION_CSM: _CSM,
+    Role.VIEWER: frozenset({Capability.VIEW}),
+}
+
+CSM_ROLES = (Role.ONBOARDING_CSM, Role.ADOPTION_CSM, Role.EXPANSION_CSM, Role.CS_MANAGER)

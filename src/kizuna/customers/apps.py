@@ -1,0 +1,10 @@
+"""Customers, contacts, products and plans, subscriptions, sales handoffs and their import."""
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CustomersConfig(AppConfig):
+    name = "kizuna.customers"
+    label = "customers"
+    verbose_name = _("Customers")

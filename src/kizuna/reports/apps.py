@@ -1,0 +1,10 @@
+"""KPIs, dashboards and exports."""
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ReportsConfig(AppConfig):
+    name = "kizuna.reports"
+    label = "reports"
+    verbose_name = _("Reports")
