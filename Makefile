@@ -31,12 +31,14 @@ demo: $(VENV)/.runtime
 	KIZUNA_ENV=dev $(BIN)/kizuna serve --port 8000
 
 browser:
-	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then \
-	  echo "Installing Debian's chromium and fonts-noto-cjk for the browser tests"; \
-	  (apt-get install -y -q chromium fonts-noto-cjk >/dev/null 2>&1 || \
-	   (apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-noto-cjk >/dev/null)); \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v msgfmt >/dev/null 2>&1 \
+	    || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then \
+	  echo "Installing Debian's chromium, fonts-noto-cjk and gettext for the tests"; \
+	  (apt-get install -y -q chromium fonts-noto-cjk gettext >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-noto-cjk gettext >/dev/null)); \
 	fi
 	@command -v chromium >/dev/null || { echo "chromium is missing and could not be installed"; exit 1; }
+	@command -v msgfmt >/dev/null || { echo "gettext is missing and could not be installed"; exit 1; }
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -64,8 +66,8 @@ pytest-postgres: $(VENV)/.dev
 test: lint typecheck layers pytest pytest-postgres
 
 messages: $(VENV)/.dev
-	cd src/kizuna && ../../$(BIN)/django-admin makemessages -l ja --no-obsolete --settings=kizuna.config.test_settings --pythonpath=..
-	cd src/kizuna && ../../$(BIN)/django-admin compilemessages --settings=kizuna.config.test_settings --pythonpath=..
+	cd src/kizuna && DJANGO_SETTINGS_MODULE=kizuna.config.test_settings ../../$(BIN)/django-admin makemessages -l ja --no-obsolete
+	cd src/kizuna && DJANGO_SETTINGS_MODULE=kizuna.config.test_settings ../../$(BIN)/django-admin compilemessages
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
