@@ -37,4 +37,13 @@ urlpatterns = [
         name="password-changed",
     ),
     path("settings/", views.settings_home, name="settings"),
+    path("settings/users/", views.users, name="settings-users"),
+    path("settings/users/<int:pk>/", views.user_edit, name="settings-user-edit"),
+    path(
+        "settings/users/<int:pk>/deactivate/",
+        views.user_deactivate,
+        name="settings-user-deactivate",
+    ),
+    path("settings/tokens/", views.tokens, name="settings-tokens"),
+    path("settings/tokens/<int:pk>/revoke/", views.token_revoke, name="settings-token-revoke"),
 ]

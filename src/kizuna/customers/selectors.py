@@ -5,6 +5,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.db.models import (
+    Count,
     DecimalField,
     ExpressionWrapper,
     F,
@@ -142,4 +143,29 @@ def subscriptions_of(*, customer_id: int) -> QuerySet[Subscription]:
         Subscription.objects.filter(customer_id=customer_id)
         .select_related("product", "plan")
         .order_by("-start_date", "-id")
+    )
+
+
+def customer_counts_by_stage() -> dict[str, int]:
+    """How many customers are in each lifecycle stage (stages without customers are left out)."""
+    rows = Customer.objects.order_by().values("lifecycle_stage").annotate(n=Count("id"))
+    return {row["lifecycle_stage"]: row["n"] for row in rows}
+
+
+@dataclass(frozen=True)
+class CustomerBookTotals:
+    customers: int
+    customers_in_service: int
+    mrr_by_currency: dict[str, Decimal]
+
+
+def customer_book_totals(*, as_of: date | None = None) -> CustomerBookTotals:
+    """Customer count, customers in service and MRR in service per currency on ``as_of``."""
+    day = as_of or timezone.localdate()
+    in_service = Subscription.objects.filter(active_on(day))
+    mrr_rows = in_service.order_by().values("currency").annotate(total=Sum("mrr"))
+    return CustomerBookTotals(
+        customers=Customer.objects.count(),
+        customers_in_service=in_service.order_by().values("customer_id").distinct().count(),
+        mrr_by_currency={row["currency"]: Decimal(row["total"] or 0) for row in mrr_rows},
     )

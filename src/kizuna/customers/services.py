@@ -190,3 +190,19 @@ def add_timeline_entry(
         occurred_at=occurred_at,
         actor=actor,
     )
+
+
+@transaction.atomic
+def update_product(*, product: Product, **fields: Any) -> Product:
+    """Change a product of the catalog; raises ValidationError naming the bad field."""
+    if _apply(product, fields):
+        _save_validated(product)
+    return product
+
+
+@transaction.atomic
+def update_plan(*, plan: Plan, **fields: Any) -> Plan:
+    """Change a plan (its product, code, name or tier rank); raises ValidationError naming the bad field."""
+    if _apply(plan, fields):
+        _save_validated(plan)
+    return plan
