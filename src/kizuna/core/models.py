@@ -35,7 +35,13 @@ class User(AbstractUser):
 
     @property
     def display_name(self) -> str:
-        return self.get_full_name() or self.username
+        """Full name in the order its script expects: 岡本 直人, but Jane Smith."""
+        first, last = self.first_name.strip(), self.last_name.strip()
+        if not (first or last):
+            return self.username
+        if any(not part.isascii() for part in (first, last)):
+            return f"{last} {first}".strip()
+        return f"{first} {last}".strip()
 
 
 def _hash_token(raw: str) -> str:

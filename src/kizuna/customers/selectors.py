@@ -16,6 +16,7 @@ from django.db.models import (
     Sum,
     Value,
 )
+from django.db.models.expressions import OrderBy
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -23,16 +24,18 @@ from kizuna.customers.models import Customer, Subscription
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
 
-# Sort keys the list accepts, mapped to ORM orderings (a stable tie-breaker last).
-CUSTOMER_SORTS: dict[str, tuple[str, ...]] = {
+# Sort keys the list accepts, mapped to ORM orderings (a stable tie-breaker last). Customers
+# without a renewal date (open-ended or no contract) go last either way, on every database
+# (SQLite and PostgreSQL disagree on where NULLs sort).
+CUSTOMER_SORTS: dict[str, tuple[str | OrderBy, ...]] = {
     "name": ("name", "id"),
     "-name": ("-name", "-id"),
     "arr": ("arr", "name", "id"),
     "-arr": ("-arr", "name", "id"),
-    "renewal": ("renewal_date", "name", "id"),
-    "-renewal": ("-renewal_date", "name", "id"),
-    "start": ("first_start_date", "name", "id"),
-    "-start": ("-first_start_date", "name", "id"),
+    "renewal": (F("renewal_date").asc(nulls_last=True), "name", "id"),
+    "-renewal": (F("renewal_date").desc(nulls_last=True), "name", "id"),
+    "start": (F("first_start_date").asc(nulls_last=True), "name", "id"),
+    "-start": (F("first_start_date").desc(nulls_last=True), "name", "id"),
 }
 
 

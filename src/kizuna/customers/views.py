@@ -6,7 +6,7 @@ from typing import Any, overload
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -114,13 +114,6 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     form = CustomerFilterForm(request.GET, segments=selectors.segments(), owners=owners)
     filters = form.filters()
     listed = selectors.customer_list(**filters)
-    if filters["sort"].lstrip("-") == "renewal":
-        # Customers without a renewal date (open-ended or no contract) go last either way,
-        # on every database (SQLite and PostgreSQL disagree on where NULLs sort).
-        descending = filters["sort"].startswith("-")
-        renewal = F("renewal_date")
-        order = renewal.desc(nulls_last=True) if descending else renewal.asc(nulls_last=True)
-        listed = listed.order_by(order, "name", "id")
     customers = _OrderedThenLoaded(listed)
     page = Paginator(customers, CUSTOMERS_PER_PAGE).get_page(request.GET.get("page"))
     rows = [(customer, _current_owner(customer)) for customer in page.object_list]
