@@ -1,0 +1,133 @@
+"""``kizuna kpi ID --start YYYY-MM-DD --end YYYY-MM-DD``: one KPI with its numerator and denominator."""
+
+import json
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from kizuna.reports.kpis import (
+    KPIS,
+    KpiInputError,
+    Unit,
+    compute_kpi,
+    kpi_definition,
+    last_complete_month,
+    parse_day,
+    resolve_population,
+)
+from kizuna.reports.kpis.population import next_month
+
+# The option a KpiInputError's field was given as.
+OPTION_OF_FIELD = {
+    "id": "ID",
+    "start": "--start",
+    "end": "--end",
+    "segment": "--segment",
+    "touch_model": "--touch-model",
+    "stage": "--stage",
+    "owner": "--owner",
+    "product": "--product",
+    "cohort": "--cohort",
+    "currency": "KIZUNA_CURRENCY_RATES",
+}
+
+
+def _error(exc: KpiInputError) -> CommandError:
+    return CommandError(f"{OPTION_OF_FIELD.get(exc.field, exc.field)}: {exc.message}")
+
+
+class Command(BaseCommand):
+    help = (
+        "Compute a KPI of KPI.md for the period [start, end] and print its value, numerator "
+        "and denominator. `kizuna kpi list` lists the KPI ids. Without --start and --end the "
+        "period is the last complete month."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("id", help="A KPI id (e.g. logo_churn_rate), or 'list'.")
+        parser.add_argument("--start", help="First day of the period, YYYY-MM-DD.")
+        parser.add_argument("--end", help="Last day of the period, YYYY-MM-DD (the as-of day).")
+        parser.add_argument("--segment", default="", help="Only customers of this segment.")
+        parser.add_argument(
+            "--touch-model",
+            default="",
+            help="Only customers of this touch model (high, low, tech).",
+        )
+        parser.add_argument("--stage", default="", help="Only customers in this lifecycle stage.")
+        parser.add_argument("--owner", default="", help="Only customers this user owns (username).")
+        parser.add_argument(
+            "--product", default="", help="Only subscriptions of this product code."
+        )
+        parser.add_argument(
+            "--cohort",
+            default="",
+            help="Only customers whose first contract started this month (YYYY-MM).",
+        )
+        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["id"] == "list":
+            self._list(as_json=options["json"])
+            return
+        try:
+            definition = kpi_definition(options["id"])
+            if options["start"] is None and options["end"] is None:
+                start = last_complete_month()
+                end = next_month(start)
+            elif options["start"] is None or options["end"] is None:
+                missing = "start" if options["start"] is None else "end"
+                raise KpiInputError(missing, "give both --start and --end, or neither")
+            else:
+                start = parse_day("start", options["start"])
+                end = parse_day("end", options["end"])
+            population = resolve_population(
+                segment=options["segment"],
+                touch_model=options["touch_model"],
+                stage=options["stage"],
+                owner=options["owner"],
+                product=options["product"],
+                cohort=options["cohort"],
+            )
+            result = compute_kpi(kpi_id=definition.id, start=start, end=end, population=population)
+        except KpiInputError as exc:
+            raise _error(exc) from None
+        payload = result.as_json(name_en=definition.name_en, name_ja=definition.name_ja)
+        if options["json"]:
+            self.stdout.write(json.dumps(payload, ensure_ascii=False))
+            return
+        self.stdout.write(f"{definition.name_en} / {definition.name_ja} ({definition.id})")
+        self.stdout.write(f"period       {payload['start']} → {payload['end']}")
+        self.stdout.write(f"value        {_show(result.value, definition.unit)}")
+        self.stdout.write(f"numerator    {_show(result.numerator, None)}")
+        self.stdout.write(f"denominator  {_show(result.denominator, None)}")
+        for key, value in result.details.items():
+            self.stdout.write(f"  {key}: {_show(value, None)}")
+
+    def _list(self, *, as_json: bool) -> None:
+        if as_json:
+            catalog = [
+                {
+                    "id": d.id,
+                    "name_en": d.name_en,
+                    "name_ja": d.name_ja,
+                    "unit": str(d.unit),
+                    "description": str(d.description),
+                }
+                for d in KPIS.values()
+            ]
+            self.stdout.write(json.dumps(catalog, ensure_ascii=False))
+            return
+        for definition in KPIS.values():
+            self.stdout.write(
+                f"{definition.id:<26} {definition.name_en} / {definition.name_ja} "
+                f"[{definition.unit}]"
+            )
+
+
+def _show(value: Any, unit: Unit | None) -> str:
+    if value is None:
+        return "— (undefined)"
+    if unit is Unit.RATE:
+        return f"{value:.6f} ({value * 100:.2f}%)"
+    return str(value)
