@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import F
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -146,7 +147,9 @@ def user_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
 def _tokens_page(
     request: HttpRequest, form: ApiTokenForm, status: int = 200, **extra: Any
 ) -> HttpResponse:
-    tokens = ApiToken.objects.filter(user=_user(request)).order_by("revoked_at", "-created_at")
+    tokens = ApiToken.objects.filter(user=_user(request)).order_by(
+        F("revoked_at").asc(nulls_first=True), "-created_at"
+    )
     context = {"area": "settings", "tab": "tokens", "tokens": tokens, "form": form, **extra}
     return render(request, "core/settings_tokens.html", context, status=status)
 

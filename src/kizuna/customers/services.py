@@ -22,7 +22,7 @@ from kizuna.customers.models import (
 
 # Fields whose change is worth a line in the subscription's history.
 SUBSCRIPTION_TRACKED_FIELDS = (
-    "product_id", "plan_id", "quantity", "unit", "mrr", "currency", "bill_period_months",
+    "product", "plan", "product_id", "plan_id", "quantity", "unit", "mrr", "currency", "bill_period_months",
     "discount", "start_date", "end_date", "status", "external_id",
 )  # fmt: skip
 

@@ -510,6 +510,11 @@ def test_subscriptions_are_added_and_changes_kept_in_history(
     assert "¥45,000" in detail
     assert "¥60,000" in detail  # MRR: 10,000 + 5,000 + 45,000
 
+    admin_client.post(edit, {**data, "mrr": "45000", "plan": plans["basic"].pk})
+    downgrade = SubscriptionChange.objects.filter(subscription=subscription).first()
+    assert downgrade is not None
+    assert downgrade.changes["plan"] == [str(plans["pro"]), str(plans["basic"])]
+
 
 def test_a_plan_of_another_product_and_an_end_before_start_are_refused(
     admin_client: Client, book: dict[str, Customer], plans: dict[str, Plan]
