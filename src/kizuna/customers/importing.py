@@ -671,6 +671,14 @@ def _column(columns: ColumnMapping, headers: Sequence[str], name: str) -> str:
     return headers[index] if index is not None and index < len(headers) else name
 
 
+def _earlier_line[K](seen: dict[K, int], key: K, line: int) -> int | None:
+    """The line that already had ``key`` in this file, or None after remembering ``line``."""
+    earlier = seen.get(key)
+    if earlier is None:
+        seen[key] = line
+    return earlier
+
+
 def _chunks[T](items: Sequence[T], size: int = LOOKUP_CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -1040,22 +1048,19 @@ def _plan_subscriptions(
 
         natural_key = (id(customer), id(product), start)
         ext: str | None = values.get("external_id")
-        if natural_key in seen_natural:
+        if (earlier := _earlier_line(seen_natural, natural_key, row.line)) is not None:
             errors.add(
                 row.line, start_column, start.isoformat(),
                 _("Row %(row)d already has this customer, product and start date.")
-                % {"row": seen_natural[natural_key]},
+                % {"row": earlier},
             )  # fmt: skip
             continue
-        seen_natural[natural_key] = row.line
-        if ext:
-            if ext in seen_external:
-                errors.add(
-                    row.line, ext_column, ext,
-                    _("Row %(row)d already has this external id.") % {"row": seen_external[ext]},
-                )  # fmt: skip
-                continue
-            seen_external[ext] = row.line
+        if ext and (earlier := _earlier_line(seen_external, ext, row.line)) is not None:
+            errors.add(
+                row.line, ext_column, ext,
+                _("Row %(row)d already has this external id.") % {"row": earlier},
+            )  # fmt: skip
+            continue
 
         existing = by_external_id.get(ext) if ext else None
         same_start = (
@@ -1278,24 +1283,19 @@ def _plan_contacts(
                 _("A contact without an external id needs an email to be matched on import."),
             )  # fmt: skip
             continue
-        if email:
-            email_key = (id(customer), email.casefold())
-            if email_key in seen_email:
-                errors.add(
-                    row.line, email_column, email,
-                    _("Row %(row)d already has this email for this customer.")
-                    % {"row": seen_email[email_key]},
-                )  # fmt: skip
-                continue
-            seen_email[email_key] = row.line
-        if ext:
-            if ext in seen_external:
-                errors.add(
-                    row.line, ext_column, ext,
-                    _("Row %(row)d already has this external id.") % {"row": seen_external[ext]},
-                )  # fmt: skip
-                continue
-            seen_external[ext] = row.line
+        email_key = (id(customer), (email or "").casefold())
+        if email and (earlier := _earlier_line(seen_email, email_key, row.line)) is not None:
+            errors.add(
+                row.line, email_column, email,
+                _("Row %(row)d already has this email for this customer.") % {"row": earlier},
+            )  # fmt: skip
+            continue
+        if ext and (earlier := _earlier_line(seen_external, ext, row.line)) is not None:
+            errors.add(
+                row.line, ext_column, ext,
+                _("Row %(row)d already has this external id.") % {"row": earlier},
+            )  # fmt: skip
+            continue
         existing = by_external_id.get(ext) if ext else None
         same_email = (
             by_email.get((customer.pk, email.casefold()))

@@ -152,6 +152,36 @@ def test_the_same_subscription_twice_in_a_file_is_an_error_naming_the_first_row(
     assert "Row 2" in report.errors[0].message
 
 
+def test_the_same_subscription_external_id_twice_in_a_file_names_the_first_row() -> None:
+    text = (
+        "external_id,account_id,product,start_date,mrr\n"
+        "S-1,A-1,X,2024-01-01,1\n"
+        "S-1,A-1,X,2024-02-01,2\n"
+    )
+
+    report = _import(text)
+
+    assert [(e.row, e.column) for e in report.errors] == [(3, "external_id")]
+    assert "Row 2" in report.errors[0].message
+    assert not Subscription.objects.exists()
+
+
+def test_the_same_contact_email_twice_for_a_customer_names_the_first_row() -> None:
+    _import(STANDARD)
+    text = (
+        "account_id,name,email\n"
+        "A-1,Sato,sato@example.com\n"
+        "A-2,Sato,sato@example.com\n"
+        "A-1,Suzuki,SATO@example.com\n"
+    )
+
+    report = _import(text, kind="contacts")
+
+    assert [(e.row, e.column) for e in report.errors] == [(4, "email")]
+    assert "Row 2" in report.errors[0].message
+    assert not Contact.objects.exists()
+
+
 def test_an_explicit_mapping_names_the_fields_of_other_columns() -> None:
     text = "Company,Item,From,Monthly,Notes\nAcme,CRM,2024-04-01,1200,keep\n"
     mapping = parse_mapping(
