@@ -1,6 +1,8 @@
 """Fixtures every context's tests may use: users of each role, API clients."""
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -48,3 +50,12 @@ def api_client(make_user: Callable[..., User]) -> Callable[..., Client]:
         return Client(headers={"Authorization": f"Bearer {raw}"})
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_dir(settings: Any, tmp_path: Path) -> Path:
+    """Every test gets its own data directory, so lake files never leak between tests."""
+    data_dir = tmp_path / "kizuna-data"
+    data_dir.mkdir()
+    settings.DATA_DIR = data_dir
+    return data_dir

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "ninja",
     "kizuna.core",
     "kizuna.customers",
+    "kizuna.analytics",
     "kizuna.reports",
     "kizuna.demo",
 ]
@@ -159,6 +160,16 @@ KIZUNA_CURRENCY_RATES: dict[str, float] = {
         item.partition("=") for item in _env_list("KIZUNA_CURRENCY_RATES", "") if "=" in item
     )
 }
+
+# Usage analytics: the engine that reads the event lake, and how ingestion de-duplicates.
+KIZUNA_ANALYTICS_ENGINE = os.environ.get("KIZUNA_ANALYTICS_ENGINE", "duckdb")
+KIZUNA_DUCKDB_THREADS = int(os.environ.get("KIZUNA_DUCKDB_THREADS", "2"))
+KIZUNA_SPARK_MASTER = os.environ.get("KIZUNA_SPARK_MASTER", "local[2]")
+KIZUNA_SPARK_DRIVER_MEMORY = os.environ.get("KIZUNA_SPARK_DRIVER_MEMORY", "2g")
+# A messageId seen again within this many days after it reached the lake is not counted twice.
+KIZUNA_DEDUP_DAYS = int(os.environ.get("KIZUNA_DEDUP_DAYS", "7"))
+# The address shown in Settings → Sources as the host to give an SDK (empty: the request's).
+KIZUNA_INGEST_HOST = os.environ.get("KIZUNA_INGEST_HOST", "")
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True

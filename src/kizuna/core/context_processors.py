@@ -5,6 +5,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from kizuna.core.extensions import customer_panels, settings_tabs
+
 # (url name or None for an area still to come, label, key used to highlight the current area)
 NAVIGATION = (
     ("core:home", _("Home"), "home"),
@@ -21,4 +23,8 @@ NAVIGATION = (
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
-    return {"navigation": NAVIGATION}
+    return {
+        "navigation": NAVIGATION,
+        "extra_settings_tabs": settings_tabs(),
+        "customer_panels": customer_panels(),
+    }

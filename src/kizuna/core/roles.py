@@ -22,13 +22,16 @@ class Capability(StrEnum):
     IMPORT_DATA = "import_data"
     MANAGE_CATALOG = "manage_catalog"
     MANAGE_USERS = "manage_users"
+    MANAGE_SOURCES = "manage_sources"
+    MANAGE_METRICS = "manage_metrics"
 
 
 _CSM = frozenset({Capability.VIEW, Capability.EDIT_CUSTOMERS, Capability.WRITE_TIMELINE})
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     Role.ADMIN: frozenset(Capability),
-    Role.CS_MANAGER: _CSM | {Capability.IMPORT_DATA, Capability.MANAGE_CATALOG},
+    Role.CS_MANAGER: _CSM
+    | {Capability.IMPORT_DATA, Capability.MANAGE_CATALOG, Capability.MANAGE_METRICS},
     Role.ONBOARDING_CSM: _CSM,
     Role.ADOPTION_CSM: _CSM,
     Role.EXPANSION_CSM: _CSM,

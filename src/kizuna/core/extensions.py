@@ -1,0 +1,50 @@
+"""Places where higher contexts plug pages into lower ones without being imported by them.
+
+A context registers, in its ``AppConfig.ready()``, a Settings tab or a Customer 360 panel by
+URL name; the lower context's templates render whatever is registered. Dependencies keep
+pointing downward (DESIGN.md): ``core`` and ``customers`` never import the contexts that fill
+these slots.
+"""
+
+from dataclasses import dataclass
+
+from django.utils.functional import Promise
+
+
+@dataclass(frozen=True)
+class SettingsTab:
+    key: str
+    url_name: str
+    label: str | Promise
+    capability: str | None = None
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class CustomerPanel:
+    """A section of Customer 360 loaded by htmx from ``url_name`` (takes the customer pk)."""
+
+    key: str
+    url_name: str
+    title: str | Promise
+    order: int = 100
+
+
+_settings_tabs: dict[str, SettingsTab] = {}
+_customer_panels: dict[str, CustomerPanel] = {}
+
+
+def register_settings_tab(tab: SettingsTab) -> None:
+    _settings_tabs[tab.key] = tab
+
+
+def register_customer_panel(panel: CustomerPanel) -> None:
+    _customer_panels[panel.key] = panel
+
+
+def settings_tabs() -> list[SettingsTab]:
+    return sorted(_settings_tabs.values(), key=lambda tab: (tab.order, tab.key))
+
+
+def customer_panels() -> list[CustomerPanel]:
+    return sorted(_customer_panels.values(), key=lambda panel: (panel.order, panel.key))
