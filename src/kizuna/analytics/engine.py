@@ -6,6 +6,7 @@ customer each belongs to. Metric and KPI definitions are Ibis expressions over t
 the same definition runs on every engine.
 """
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -35,6 +36,8 @@ def default_engine() -> Engine:
 def spark_session() -> Any:
     """A local-mode Spark session (``KIZUNA_SPARK_MASTER`` names a cluster instead)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # py4j logs its shutdown at INFO, after the test runner or CLI has closed the streams.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     from pyspark.sql import SparkSession
 
     builder = (
