@@ -1,5 +1,14 @@
-"""The Segment-compatible HTTP Tracking API (``/v1/track`` …), public with a write key."""
+"""The Segment-compatible HTTP Tracking API (``/v1/track`` …), public with a write key.
 
-from django.urls import URLPattern
+``/v1/import`` is the same as ``/v1/batch`` (some SDKs post batches there).
+"""
 
-urlpatterns: list[URLPattern] = []
+from django.urls import URLPattern, path
+
+from kizuna.analytics import http
+from kizuna.analytics.ingest import ENDPOINTS
+
+urlpatterns: list[URLPattern] = [
+    path(endpoint, http.receive, {"endpoint": endpoint}, name=f"ingest-{endpoint}")
+    for endpoint in ENDPOINTS
+]

@@ -112,6 +112,16 @@ class LakeBatch(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        constraints = [
+            # At most one batch in flight: two flushes can never claim overlapping inbox rows.
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=models.Q(status="pending"),
+                name="lakebatch_one_pending",
+            ),
+        ]
+
 
 class IngestRejection(models.Model):
     """A request or message that was refused, with the reason an operator can act on."""

@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.security import SessionAuth
 
+from kizuna.analytics.api import router as analytics_router
 from kizuna.core.api import router as core_router
 from kizuna.core.api_auth import ApiTokenAuth
 from kizuna.customers.api import router as customers_router
@@ -36,3 +37,4 @@ api.add_router("/", core_router)
 api.add_router("/", customers_router)
 api.add_router("/imports", imports_router)
 api.add_router("/kpis", reports_router)
+api.add_router("/", analytics_router)

@@ -10,8 +10,9 @@ from ninja.responses import Status
 from kizuna.core.access import require
 from kizuna.core.roles import Capability
 from kizuna.reports.kpis import (
+    DEFAULT_INACTIVITY_DAYS,
     KPIS,
-    KpiDefinition,
+    AnyKpi,
     KpiInputError,
     compute_kpi,
     last_complete_month,
@@ -48,11 +49,13 @@ class PopulationQuery(Schema):
 class PeriodQuery(PopulationQuery):
     start: date
     end: date
+    inactivity_days: int = DEFAULT_INACTIVITY_DAYS  # activity_churn_rate only
 
 
 class TrendQuery(PopulationQuery):
     months: int = 12
     end: str = ""  # YYYY-MM, default: the last complete month
+    inactivity_days: int = DEFAULT_INACTIVITY_DAYS  # activity_churn_rate only
 
 
 def _invalid(field: str, message: str) -> Status[dict[str, Any]]:
@@ -73,7 +76,7 @@ def _unknown(kpi_id: str) -> Status[dict[str, Any]]:
     return Status(404, {"detail": f"unknown KPI '{kpi_id}'; known: {', '.join(sorted(KPIS))}"})
 
 
-def _catalog_entry(definition: KpiDefinition) -> dict[str, str]:
+def _catalog_entry(definition: AnyKpi) -> dict[str, str]:
     return {
         "id": definition.id,
         "name_en": definition.name_en,
@@ -95,7 +98,10 @@ def list_kpis(request: HttpRequest) -> list[dict[str, str]]:
     summary="One KPI for a period, with its numerator and denominator",
 )
 def get_kpi(request: HttpRequest, kpi_id: str, query: Query[PeriodQuery]) -> Status[dict[str, Any]]:
-    """Rates are fractions (``null`` when the denominator is empty); money in the base currency."""
+    """Rates are fractions (``null`` when the denominator is empty); money in the base currency.
+
+    ``inactivity_days`` (1–366, default 14) is the window of ``activity_churn_rate``.
+    """
     require(request.user, Capability.VIEW)
     definition = KPIS.get(kpi_id)
     if definition is None:
@@ -113,6 +119,7 @@ def get_kpi(request: HttpRequest, kpi_id: str, query: Query[PeriodQuery]) -> Sta
                 product=query.product,
                 cohort=query.cohort,
             ),
+            inactivity_days=query.inactivity_days,
         )
     except KpiInputError as exc:
         return _refused(exc)
@@ -150,6 +157,7 @@ def get_kpi_trend(
                 product=query.product,
                 cohort=query.cohort,
             ),
+            inactivity_days=query.inactivity_days,
         )
     except KpiInputError as exc:
         return _refused(exc)

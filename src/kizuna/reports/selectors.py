@@ -3,8 +3,19 @@
 from dataclasses import dataclass
 from datetime import date
 
+from kizuna.analytics.usage_kpis import has_usage_data
 from kizuna.customers.models import Subscription
-from kizuna.reports.kpis import KPIS, KpiDefinition, KpiResult, Population, monthly_totals
+from kizuna.reports.kpis import (
+    ADOPTION_KPIS,
+    DEFAULT_INACTIVITY_DAYS,
+    KPIS,
+    AnyKpi,
+    KpiResult,
+    Population,
+    monthly_totals,
+    monthly_usage_totals,
+)
+from kizuna.reports.kpis.catalog import CONTRACT_KPIS
 
 # The KPI cards of the contract dashboard, in the order shown.
 CARD_KPIS = (
@@ -16,6 +27,8 @@ CARD_KPIS = (
     "monthly_equivalent_churn",
 )
 TREND_KPIS = ("logo_churn_rate", "nrr", "grr")
+# The adoption cards (all of them are charted month by month).
+ADOPTION_CARD_KPIS = tuple(definition.id for definition in ADOPTION_KPIS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,13 +42,28 @@ class ContractDashboard:
     """The chosen month's contract KPIs and the months before it, oldest first."""
 
     month: date
-    cards: list[tuple[KpiDefinition, KpiResult]]
+    cards: list[tuple[AnyKpi, KpiResult]]
     movements: KpiResult
     months: list[MonthKpis]
 
 
+@dataclass(frozen=True, kw_only=True)
+class AdoptionDashboard:
+    """The chosen month's adoption KPIs and the months before it, oldest first."""
+
+    month: date
+    cards: list[tuple[AnyKpi, KpiResult]]
+    months: list[MonthKpis]
+    inactivity_days: int
+
+
 def has_subscriptions() -> bool:
     return Subscription.objects.exists()
+
+
+def has_events() -> bool:
+    """Whether there are product events to compute the adoption KPIs from."""
+    return has_usage_data()
 
 
 def contract_dashboard(
@@ -43,12 +71,12 @@ def contract_dashboard(
 ) -> ContractDashboard:
     """Every contract KPI for each of ``months`` months ending with ``month``.
 
-    One SQL statement per month; every KPI of a month comes from the same totals.
+    One SQL statement for all the months; every KPI of a month comes from the same totals.
     """
     history = [
         MonthKpis(
             month=totals.start.strftime("%Y-%m"),
-            results={kpi_id: definition.compute(totals) for kpi_id, definition in KPIS.items()},
+            results={definition.id: definition.compute(totals) for definition in CONTRACT_KPIS},
         )
         for totals in monthly_totals(months=months, end_month=month, population=population)
     ]
@@ -58,4 +86,36 @@ def contract_dashboard(
         cards=[(KPIS[kpi_id], current[kpi_id]) for kpi_id in CARD_KPIS],
         movements=current["mrr_movements"],
         months=history,
+    )
+
+
+def adoption_dashboard(
+    *,
+    month: date,
+    population: Population,
+    months: int = 12,
+    inactivity_days: int = DEFAULT_INACTIVITY_DAYS,
+) -> AdoptionDashboard:
+    """Every adoption KPI for each of ``months`` months ending with ``month``.
+
+    Each kind of usage total is one pass over the events for all the months together.
+    """
+    history = [
+        MonthKpis(
+            month=totals.start.strftime("%Y-%m"),
+            results={definition.id: definition.compute(totals) for definition in ADOPTION_KPIS},
+        )
+        for totals in monthly_usage_totals(
+            months=months,
+            end_month=month,
+            population=population,
+            inactivity_days=inactivity_days,
+        )
+    ]
+    current = history[-1].results
+    return AdoptionDashboard(
+        month=month,
+        cards=[(KPIS[kpi_id], current[kpi_id]) for kpi_id in ADOPTION_CARD_KPIS],
+        months=history,
+        inactivity_days=inactivity_days,
     )

@@ -1,5 +1,6 @@
-"""Report pages: the contract KPI dashboard."""
+"""Report pages: the KPI dashboard (contract KPIs, and adoption KPIs from product events)."""
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -16,13 +17,14 @@ from kizuna.customers.selectors import segments
 from kizuna.customers.templatetags.customer_tags import money
 from kizuna.reports import selectors
 from kizuna.reports.forms import DashboardFilterForm
-from kizuna.reports.kpis import KPIS, KpiDefinition, KpiInputError, Unit, last_complete_month
+from kizuna.reports.kpis import KPIS, AnyKpi, KpiInputError, KpiResult, Unit, last_complete_month
+from kizuna.reports.kpis.population import Population
 from kizuna.reports.kpis.results import Number
 
 UNDEFINED = "—"
 
 
-def kpi_name(definition: KpiDefinition) -> str:
+def kpi_name(definition: AnyKpi) -> str:
     """The KPI's name in the user's language."""
     return definition.name_ja if (get_language() or "").startswith("ja") else definition.name_en
 
@@ -56,8 +58,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     }
     if not selectors.has_subscriptions():
         return render(request, "reports/dashboard.html", {**context, "no_subscriptions": True})
+    population = form.population()
     try:
-        board = selectors.contract_dashboard(month=month, population=form.population())
+        board = selectors.contract_dashboard(month=month, population=population)
+        adoption = _adoption_context(month, population)
     except KpiInputError as exc:
         return render(request, "reports/dashboard.html", {**context, "kpi_error": str(exc)})
     details = board.movements.details
@@ -124,7 +128,84 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         ],
         "currency": str(details["currency"]),
     }
+    context.update(adoption)
+    if "adoption_rates" in adoption:
+        context["chart_data"]["adoption"] = adoption["adoption_rates"]
     return render(request, "reports/dashboard.html", context)
+
+
+def _adoption_context(month: date, population: Population) -> dict[str, Any]:
+    """The adoption section: cards, the key-feature table and the monthly series."""
+    if not selectors.has_events():
+        return {"no_events": True}
+    board = selectors.adoption_dashboard(month=month, population=population)
+    current = board.months[-1].results
+    trend_ids = selectors.ADOPTION_CARD_KPIS
+    return {
+        "adoption_cards": [
+            {
+                "id": definition.id,
+                "name": kpi_name(definition),
+                "description": definition.description,
+                "value": show_rate(result.value),
+                "numerator": show_amount(result.numerator, money_unit=False),
+                "denominator": show_amount(result.denominator, money_unit=False),
+                "note": _adoption_note(definition.id, result),
+            }
+            for definition, result in board.cards
+        ],
+        "adoption_features": [
+            {
+                "feature": row["feature"],
+                "customers": row["customers"],
+                "active_customers": row["active_customers"],
+                "rate": show_rate(row["rate"]),
+            }
+            for row in current["feature_usage_rate"].details["features"]
+        ],
+        "adoption_trend_names": [kpi_name(KPIS[kpi_id]) for kpi_id in trend_ids],
+        "adoption_trend_rows": [
+            {
+                "month": point.month,
+                "rates": [show_rate(point.results[kpi_id].value) for kpi_id in trend_ids],
+            }
+            for point in board.months
+        ],
+        "adoption_rates": [
+            {
+                "key": kpi_id,
+                "label": kpi_name(KPIS[kpi_id]),
+                "data": [_percent(point.results[kpi_id].value) for point in board.months],
+            }
+            for kpi_id in trend_ids
+        ],
+        "inactivity_days": board.inactivity_days,
+    }
+
+
+def _adoption_note(kpi_id: str, result: KpiResult) -> str:
+    """A second line under an adoption card that says what the two numbers are."""
+    details = result.details
+    if kpi_id == "active_rate":
+        return _("customers with an active user / customers")
+    if kpi_id == "monthly_login_rate":
+        return _("users / %(seats)s seats + %(known)s known users") % {
+            "seats": details["seats"],
+            "known": details["known_users"],
+        }
+    if kpi_id == "stickiness":
+        mean = details["mean_dau"]
+        return _("mean DAU %(mean)s / MAU %(mau)s") % {
+            "mean": UNDEFINED if mean is None else mean,
+            "mau": details["mau"],
+        }
+    if kpi_id == "feature_usage_rate":
+        return _("key features used / active customers × %(count)s key features") % {
+            "count": len(details["key_features"])
+        }
+    return _("quiet customers / customers active in the %(days)s days before the start") % {
+        "days": details["inactivity_days"]
+    }
 
 
 def _is_money(kpi_id: str) -> bool:

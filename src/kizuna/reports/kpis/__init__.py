@@ -1,14 +1,36 @@
-"""Contract KPIs of KPI.md: the catalog, the SQL behind it, monthly trends."""
+"""KPIs of KPI.md: the catalog, the SQL and event queries behind it, monthly trends."""
 
-from kizuna.reports.kpis.catalog import KPIS, KpiDefinition, Unit, compute_kpi, kpi_definition
+from kizuna.reports.kpis.adoption import ADOPTION_KPIS, UsageKpiDefinition
+from kizuna.reports.kpis.catalog import (
+    KPIS,
+    AnyKpi,
+    KpiDefinition,
+    compute_kpi,
+    kpi_definition,
+)
 from kizuna.reports.kpis.contracts import ContractTotals, contract_totals
 from kizuna.reports.kpis.inputs import parse_day, resolve_population
 from kizuna.reports.kpis.population import KpiInputError, Population
-from kizuna.reports.kpis.results import KpiResult, TrendPoint
-from kizuna.reports.kpis.trend import last_complete_month, monthly_totals, trend
+from kizuna.reports.kpis.results import KpiResult, TrendPoint, Unit
+from kizuna.reports.kpis.trend import (
+    last_complete_month,
+    monthly_totals,
+    monthly_usage_totals,
+    trend,
+)
+from kizuna.reports.kpis.usage import (
+    DEFAULT_INACTIVITY_DAYS,
+    MAX_INACTIVITY_DAYS,
+    UsageTotals,
+    usage_totals,
+)
 
 __all__ = [
+    "ADOPTION_KPIS",
+    "DEFAULT_INACTIVITY_DAYS",
     "KPIS",
+    "MAX_INACTIVITY_DAYS",
+    "AnyKpi",
     "ContractTotals",
     "KpiDefinition",
     "KpiInputError",
@@ -16,12 +38,16 @@ __all__ = [
     "Population",
     "TrendPoint",
     "Unit",
+    "UsageKpiDefinition",
+    "UsageTotals",
     "compute_kpi",
     "contract_totals",
     "kpi_definition",
     "last_complete_month",
     "monthly_totals",
+    "monthly_usage_totals",
     "parse_day",
     "resolve_population",
     "trend",
+    "usage_totals",
 ]

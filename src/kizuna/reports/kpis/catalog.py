@@ -1,29 +1,27 @@
-"""The KPI catalog: each contract KPI's id, names, definition, unit and how it is computed.
+"""The KPI catalog: each KPI's id, names, definition, unit and how it is computed.
 
-Every KPI here is a function of ``ContractTotals`` (one SQL statement per period), so a
-page that shows several KPIs for a period reads the subscriptions once.
+A contract KPI is a function of ``ContractTotals`` (one SQL statement per period), so a
+page that shows several KPIs for a period reads the subscriptions once. An adoption KPI
+(``adoption.py``) is a function of ``UsageTotals``, which also read the product events.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, localcontext
-from enum import StrEnum
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from kizuna.reports.kpis.adoption import ADOPTION_KPIS, UsageKpiDefinition
 from kizuna.reports.kpis.contracts import ContractTotals, contract_totals
 from kizuna.reports.kpis.population import KpiInputError, Population
-from kizuna.reports.kpis.results import KpiResult, Number
+from kizuna.reports.kpis.results import KpiResult, Number, Unit
+from kizuna.reports.kpis.results import fraction as _fraction
+from kizuna.reports.kpis.results import rounded_rate as _rate
+from kizuna.reports.kpis.usage import DEFAULT_INACTIVITY_DAYS, check_inactivity_days, usage_totals
 
-RATE_PLACES = Decimal("0.000001")
 DAYS_PER_MONTH = Decimal(365) / Decimal(12)
-
-
-class Unit(StrEnum):
-    RATE = "rate"  # a fraction; NRR may exceed 1
-    MONEY = "money"  # in the base currency
 
 
 @dataclass(frozen=True)
@@ -34,19 +32,6 @@ class KpiDefinition:
     description: Promise
     unit: Unit
     compute: Callable[[ContractTotals], KpiResult]
-
-
-def _fraction(numerator: Number, denominator: Number) -> Decimal | None:
-    """numerator / denominator exactly enough for rates, None when the denominator is empty."""
-    if not denominator:
-        return None
-    with localcontext() as context:
-        context.prec = 34
-        return Decimal(numerator) / Decimal(denominator)
-
-
-def _rate(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(RATE_PLACES)
 
 
 def _customer_counts(totals: ContractTotals) -> dict[str, int]:
@@ -211,88 +196,91 @@ def mrr_movements(totals: ContractTotals) -> KpiResult:
     )
 
 
-KPIS: dict[str, KpiDefinition] = {
-    definition.id: definition
-    for definition in (
-        KpiDefinition(
-            "logo_churn_rate",
-            "logo churn rate",
-            "チャーンレート(顧客数)",
-            _(
-                "Customers active on the start day and not on the end day / customers active "
-                "on the start day."
-            ),
-            Unit.RATE,
-            logo_churn_rate,
+# Any catalog entry: a contract KPI or an adoption (usage) KPI.
+AnyKpi = KpiDefinition | UsageKpiDefinition
+
+CONTRACT_KPIS: tuple[KpiDefinition, ...] = (
+    KpiDefinition(
+        "logo_churn_rate",
+        "logo churn rate",
+        "チャーンレート(顧客数)",
+        _(
+            "Customers active on the start day and not on the end day / customers active "
+            "on the start day."
         ),
-        KpiDefinition(
-            "logo_retention_rate",
-            "logo retention rate",
-            "顧客維持率",
-            _(
-                "1 − logo churn rate: customers active on both days / customers active on the "
-                "start day."
-            ),
-            Unit.RATE,
-            logo_retention_rate,
+        Unit.RATE,
+        logo_churn_rate,
+    ),
+    KpiDefinition(
+        "logo_retention_rate",
+        "logo retention rate",
+        "顧客維持率",
+        _(
+            "1 − logo churn rate: customers active on both days / customers active on the "
+            "start day."
         ),
-        KpiDefinition(
-            "mrr_churn_rate",
-            "MRR churn rate (gross)",
-            "解約・縮小MRR率",
-            _(
-                "(Churned MRR + contraction MRR) / MRR on the start day of the customers "
-                "active on the start day."
-            ),
-            Unit.RATE,
-            mrr_churn_rate,
+        Unit.RATE,
+        logo_retention_rate,
+    ),
+    KpiDefinition(
+        "mrr_churn_rate",
+        "MRR churn rate (gross)",
+        "解約・縮小MRR率",
+        _(
+            "(Churned MRR + contraction MRR) / MRR on the start day of the customers "
+            "active on the start day."
         ),
-        KpiDefinition(
-            "grr",
-            "gross revenue retention (GRR)",
-            "GRR",
-            _("1 − MRR churn rate."),
-            Unit.RATE,
-            grr,
+        Unit.RATE,
+        mrr_churn_rate,
+    ),
+    KpiDefinition(
+        "grr",
+        "gross revenue retention (GRR)",
+        "GRR",
+        _("1 − MRR churn rate."),
+        Unit.RATE,
+        grr,
+    ),
+    KpiDefinition(
+        "nrr",
+        "net revenue retention (NRR)",
+        "既存顧客売上成長率 / NRR",
+        _(
+            "MRR on the end day of the customers active on the start day / their MRR on "
+            "the start day."
         ),
-        KpiDefinition(
-            "nrr",
-            "net revenue retention (NRR)",
-            "既存顧客売上成長率 / NRR",
-            _(
-                "MRR on the end day of the customers active on the start day / their MRR on "
-                "the start day."
-            ),
-            Unit.RATE,
-            nrr,
+        Unit.RATE,
+        nrr,
+    ),
+    KpiDefinition(
+        "monthly_equivalent_churn",
+        "monthly-equivalent churn",
+        "月次換算チャーン",
+        _(
+            "For a period of d days with logo churn rate c: 1 − (1 − c)^((365/12) / d); "
+            "the annual equivalent uses 365 / d."
         ),
-        KpiDefinition(
-            "monthly_equivalent_churn",
-            "monthly-equivalent churn",
-            "月次換算チャーン",
-            _(
-                "For a period of d days with logo churn rate c: 1 − (1 − c)^((365/12) / d); "
-                "the annual equivalent uses 365 / d."
-            ),
-            Unit.RATE,
-            monthly_equivalent_churn,
+        Unit.RATE,
+        monthly_equivalent_churn,
+    ),
+    KpiDefinition(
+        "mrr_movements",
+        "MRR movements",
+        "MRR内訳",
+        _(
+            "New, expansion, reactivation, contraction and churned MRR of the period; "
+            "start MRR + movements = end MRR."
         ),
-        KpiDefinition(
-            "mrr_movements",
-            "MRR movements",
-            "MRR内訳",
-            _(
-                "New, expansion, reactivation, contraction and churned MRR of the period; "
-                "start MRR + movements = end MRR."
-            ),
-            Unit.MONEY,
-            mrr_movements,
-        ),
-    )
-}
+        Unit.MONEY,
+        mrr_movements,
+    ),
+)
+
+_ALL_KPIS: list[AnyKpi] = [*CONTRACT_KPIS, *ADOPTION_KPIS]
+KPIS: dict[str, AnyKpi] = {definition.id: definition for definition in _ALL_KPIS}
 
 
-def kpi_definition(kpi_id: str) -> KpiDefinition:
+def kpi_definition(kpi_id: str) -> AnyKpi:
     """The catalog entry; KpiInputError naming ``id`` for an unknown KPI."""
     try:
         return KPIS[kpi_id]
@@ -302,7 +290,28 @@ def kpi_definition(kpi_id: str) -> KpiDefinition:
         ) from None
 
 
-def compute_kpi(*, kpi_id: str, start: date, end: date, population: Population) -> KpiResult:
-    """One KPI over [start, end] for the population (one SQL statement)."""
+def compute_kpi(
+    *,
+    kpi_id: str,
+    start: date,
+    end: date,
+    population: Population,
+    inactivity_days: int = DEFAULT_INACTIVITY_DAYS,
+) -> KpiResult:
+    """One KPI over [start, end] for the population.
+
+    A contract KPI is one SQL statement; an adoption KPI also reads the events it needs.
+    ``inactivity_days`` is read by ``activity_churn_rate`` only (but checked for all).
+    """
     definition = kpi_definition(kpi_id)
+    check_inactivity_days(inactivity_days)
+    if isinstance(definition, UsageKpiDefinition):
+        totals = usage_totals(
+            start=start,
+            end=end,
+            population=population,
+            inactivity_days=inactivity_days,
+            parts=definition.parts,
+        )
+        return definition.compute(totals)
     return definition.compute(contract_totals(start=start, end=end, population=population))

@@ -2,10 +2,32 @@
 
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, localcontext
+from enum import StrEnum
 from typing import Any
 
 Number = Decimal | int
+
+RATE_PLACES = Decimal("0.000001")
+
+
+class Unit(StrEnum):
+    RATE = "rate"  # a fraction; NRR and the monthly login rate may exceed 1
+    MONEY = "money"  # in the base currency
+
+
+def fraction(numerator: Number, denominator: Number) -> Decimal | None:
+    """numerator / denominator exactly enough for rates, None when the denominator is empty."""
+    if not denominator:
+        return None
+    with localcontext() as context:
+        context.prec = 34
+        return Decimal(numerator) / Decimal(denominator)
+
+
+def rounded_rate(value: Decimal | None) -> Decimal | None:
+    """A rate to 6 decimal places (None stays None)."""
+    return None if value is None else value.quantize(RATE_PLACES)
 
 
 def json_number(value: Any) -> Any:

@@ -10,10 +10,19 @@ from datetime import date
 
 from django.utils import timezone
 
+from kizuna.reports.kpis.adoption import UsageKpiDefinition
 from kizuna.reports.kpis.catalog import kpi_definition
 from kizuna.reports.kpis.contracts import ContractTotals, contract_totals_series
 from kizuna.reports.kpis.population import KpiInputError, Population, next_month
 from kizuna.reports.kpis.results import TrendPoint
+from kizuna.reports.kpis.usage import (
+    ALL_PARTS,
+    DEFAULT_INACTIVITY_DAYS,
+    UsagePart,
+    UsageTotals,
+    check_inactivity_days,
+    usage_totals_series,
+)
 
 MAX_MONTHS = 60
 
@@ -41,15 +50,47 @@ def monthly_totals(
     return contract_totals_series(days=[*firsts, next_month(firsts[-1])], population=population)
 
 
+def monthly_usage_totals(
+    *,
+    months: int = 12,
+    end_month: date | None = None,
+    population: Population,
+    inactivity_days: int = DEFAULT_INACTIVITY_DAYS,
+    parts: frozenset[UsagePart] = ALL_PARTS,
+) -> list[UsageTotals]:
+    """Usage totals of each month, oldest first (each part one pass over the events)."""
+    firsts = month_starts(months=months, end_month=end_month or last_complete_month())
+    return usage_totals_series(
+        days=[*firsts, next_month(firsts[-1])],
+        population=population,
+        inactivity_days=inactivity_days,
+        parts=parts,
+    )
+
+
 def trend(
     kpi_id: str,
     *,
     months: int = 12,
     end_month: date | None = None,
     population: Population,
+    inactivity_days: int = DEFAULT_INACTIVITY_DAYS,
 ) -> list[TrendPoint]:
     """A KPI for each of ``months`` months ending with ``end_month`` (default: last complete)."""
     definition = kpi_definition(kpi_id)
+    check_inactivity_days(inactivity_days)
+    if isinstance(definition, UsageKpiDefinition):
+        usage = monthly_usage_totals(
+            months=months,
+            end_month=end_month,
+            population=population,
+            inactivity_days=inactivity_days,
+            parts=definition.parts,
+        )
+        return [
+            TrendPoint(month=totals.start.strftime("%Y-%m"), result=definition.compute(totals))
+            for totals in usage
+        ]
     return [
         TrendPoint(month=totals.start.strftime("%Y-%m"), result=definition.compute(totals))
         for totals in monthly_totals(months=months, end_month=end_month, population=population)

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.test import Client, override_settings
 
 from kizuna.reports.tests.contracts_data import customer, march_book, subscribe
+from kizuna.reports.tests.usage_data import march_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +23,8 @@ def test_the_catalog_lists_ids_names_and_units(api_client: Callable[..., Client]
     assert by_id["grr"]["unit"] == "rate"
     assert by_id["mrr_movements"]["unit"] == "money"
     assert by_id["logo_retention_rate"]["name_ja"] == "顧客維持率"
+    assert by_id["stickiness"]["name_ja"] == "DAU/MAU"
+    assert by_id["activity_churn_rate"]["unit"] == "rate"
 
 
 def test_a_kpi_answers_the_same_json_as_the_command(api_client: Callable[..., Client]) -> None:
@@ -119,3 +122,60 @@ def test_trend_refuses_bad_parameters_naming_them(
 def test_kpis_need_authentication(client: Client) -> None:
     assert client.get("/api/v1/kpis").status_code == 401
     assert client.get(f"/api/v1/kpis/nrr?{MARCH}").status_code == 401
+
+
+# Adoption KPIs: the events and answers of usage_data.march_usage.
+
+
+def test_an_adoption_kpi_answers_the_same_json_as_the_command(
+    api_client: Callable[..., Client],
+) -> None:
+    march_usage()
+    response = api_client("viewer").get(f"/api/v1/kpis/monthly_login_rate?{MARCH}")
+    assert response.status_code == 200
+    out = StringIO()
+    call_command(
+        "kpi", "monthly_login_rate", "--start", "2026-03-01", "--end", "2026-04-01", "--json",
+        stdout=out,
+    )  # fmt: skip
+    assert response.json() == json.loads(out.getvalue())
+    # 5 users / (19 seats + 3 known users of C).
+    assert (response.json()["numerator"], response.json()["denominator"]) == (5, 22)
+    assert response.json()["value"] == 0.227273
+
+
+def test_activity_churn_takes_inactivity_days_from_the_query(
+    api_client: Callable[..., Client],
+) -> None:
+    march_usage()
+    client = api_client("viewer")
+    response = client.get(f"/api/v1/kpis/activity_churn_rate?{MARCH}&inactivity_days=10")
+    assert (response.json()["numerator"], response.json()["denominator"]) == (2, 5)
+    refused = client.get(f"/api/v1/kpis/activity_churn_rate?{MARCH}&inactivity_days=400")
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["query", "inactivity_days"]
+
+
+def test_adoption_filters_and_empty_denominators(api_client: Callable[..., Client]) -> None:
+    march_usage()
+    client = api_client("viewer")
+    enterprise = client.get(f"/api/v1/kpis/active_rate?{MARCH}&segment=enterprise").json()
+    assert (enterprise["numerator"], enterprise["denominator"]) == (1, 2)
+    nobody = client.get(f"/api/v1/kpis/stickiness?{MARCH}&segment=nobody").json()
+    assert (nobody["value"], nobody["denominator"]) == (None, 0)
+    no_days = client.get("/api/v1/kpis/active_rate?start=2026-03-01&end=2026-03-01")
+    assert no_days.status_code == 422
+    assert no_days.json()["detail"][0]["loc"] == ["query", "end"]
+
+
+def test_adoption_trend_gives_monthly_points(api_client: Callable[..., Client]) -> None:
+    march_usage()
+    response = api_client("viewer").get("/api/v1/kpis/active_rate/trend?months=2&end=2026-03")
+    assert response.status_code == 200
+    payload = response.json()
+    assert payload["name_ja"] == "アクティブ率"
+    # February: 4 of the 5 customers active on 03-01 had a login; March 3 of 4.
+    assert [(p["month"], p["value"]) for p in payload["points"]] == [
+        ("2026-02", 0.8),
+        ("2026-03", 0.75),
+    ]

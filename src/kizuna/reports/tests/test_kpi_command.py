@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from kizuna.reports.tests.contracts_data import march_book
+from kizuna.reports.tests.usage_data import march_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -87,6 +88,7 @@ def test_list_names_every_kpi() -> None:
     text = kpi("list")
     for kpi_id in ("logo_churn_rate", "grr", "nrr", "monthly_equivalent_churn", "mrr_movements"):
         assert kpi_id in text
+    assert "active_rate                active rate (customers) / アクティブ率 [rate]" in text
     assert {entry["id"] for entry in json.loads(kpi("list", "--json"))} >= {"grr", "nrr"}
 
 
@@ -118,3 +120,58 @@ def test_bad_arguments_are_refused_naming_the_argument(args: list[str], named: s
     with pytest.raises(CommandError) as error:
         kpi(*args)
     assert str(error.value).startswith(f"{named}:")
+
+
+# Adoption KPIs: the events and answers of usage_data.march_usage.
+
+
+def test_active_rate_as_json_over_the_march_events() -> None:
+    march_usage()
+    payload = json.loads(
+        kpi("active_rate", "--start", "2026-03-01", "--end", "2026-04-01", "--json")
+    )
+    # Active on 04-01: A B C E; with a login in March: A B C.
+    assert payload == {
+        "id": "active_rate",
+        "name_en": "active rate (customers)",
+        "name_ja": "アクティブ率",
+        "start": "2026-03-01",
+        "end": "2026-04-01",
+        "value": 0.75,
+        "numerator": 3,
+        "denominator": 4,
+        "details": {
+            "qualifying_event_types": ["login"],
+            "customers_end": 4,
+            "active_customers": 3,
+        },
+    }
+
+
+def test_inactivity_days_set_the_activity_churn_window() -> None:
+    march_usage()
+    march = ["--start", "2026-03-01", "--end", "2026-04-01", "--json"]
+    default = json.loads(kpi("activity_churn_rate", *march))
+    assert (default["numerator"], default["denominator"]) == (2, 6)
+    ten = json.loads(kpi("activity_churn_rate", *march, "--inactivity-days", "10"))
+    # G's only February login (02-16) is more than 10 days before 03-01: 2 of 5.
+    assert (ten["numerator"], ten["denominator"]) == (2, 5)
+    assert ten["details"]["window_before_start"] == ["2026-02-19", "2026-03-01"]
+    with pytest.raises(CommandError) as error:
+        kpi("activity_churn_rate", *march, "--inactivity-days", "0")
+    assert str(error.value).startswith("--inactivity-days:")
+
+
+def test_text_output_lists_the_key_features() -> None:
+    march_usage()
+    text = kpi("feature_usage_rate", "--start", "2026-03-01", "--end", "2026-04-01")
+    assert "44.44%" in text
+    assert "feature=reports  customers=2  active_customers=3  rate=0.666667 (66.67%)" in text
+    assert "key_features: reports, export, share" in text
+
+
+def test_a_period_without_days_is_refused_naming_the_end() -> None:
+    march_usage()
+    with pytest.raises(CommandError) as error:
+        kpi("stickiness", "--start", "2026-03-01", "--end", "2026-03-01")
+    assert str(error.value).startswith("--end:")

@@ -45,6 +45,12 @@ def test_the_catalog_holds_the_contract_kpis_with_both_names() -> None:
         "nrr",
         "monthly_equivalent_churn",
         "mrr_movements",
+        # adoption KPIs from product events (test_adoption_kpis.py)
+        "active_rate",
+        "monthly_login_rate",
+        "stickiness",
+        "feature_usage_rate",
+        "activity_churn_rate",
     }
     assert KPIS["logo_churn_rate"].name_ja == "チャーンレート(顧客数)"
     assert KPIS["nrr"].name_en == "net revenue retention (NRR)"

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from kizuna.core.models import User
 from kizuna.reports.tests.contracts_data import march_book
+from kizuna.reports.tests.usage_data import march_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +116,37 @@ def test_the_dashboard_speaks_japanese_kpi_names(admin_client: Client) -> None:
 def test_viewers_may_see_the_dashboard(client: Client, make_user) -> None:  # type: ignore[no-untyped-def]
     client.force_login(make_user("viewer"))
     assert client.get(reverse("reports:dashboard")).status_code == 200
+
+
+def test_the_adoption_group_shows_cards_key_features_and_its_trend(admin_client: Client) -> None:
+    march_usage()
+    response = admin_client.get(
+        reverse("reports:dashboard"), {"month": "2026-03"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    html = response.content.decode()
+    assert 'id="adoption-heading"' in html
+    active = _card(html, "active_rate")
+    assert "75.0%" in active
+    assert "3 / 4" in active
+    assert "5 / 22" in _card(html, "monthly_login_rate")
+    assert "mean DAU 0.32 / MAU 5" in _card(html, "stickiness")
+    assert "2 / 6" in _card(html, "activity_churn_rate")
+    features = dict(
+        re.findall(r'data-feature="(\w+)">.*?<td class="num">([^<]+)</td></tr>', html, re.S)
+    )
+    assert features == {"reports": "66.7%", "export": "33.3%", "share": "33.3%"}
+    data = json.loads(re.search(r'id="kpi-trend-data"[^>]*>(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+    series = {line["key"]: line["data"] for line in data["adoption"]}
+    assert series["active_rate"][-2:] == [80.0, 75.0]
+    # Before 02-01 nobody had a login: February's activity churn is a gap, not 0.
+    assert series["activity_churn_rate"][-2:] == [None, 33.33]
+
+
+def test_without_events_the_adoption_group_says_where_they_come_from(
+    admin_client: Client,
+) -> None:
+    march_book()
+    response = admin_client.get(reverse("reports:dashboard"), {"month": "2026-03"})
+    assert response.context["no_events"] is True
+    assert 'data-kpi="active_rate"' not in response.content.decode()
+    assert "adoption" not in response.context["chart_data"]

@@ -15,18 +15,18 @@
     churned_mrr: "#c0392b"
   };
 
-  var trend = document.getElementById("kpi-trend-chart");
-  if (trend) {
-    new window.Chart(trend, {
+  // A line per rate, in percent; a month whose rate is undefined (null) is a gap, not 0.
+  function rateChart(canvas, series, colors) {
+    new window.Chart(canvas, {
       type: "line",
       data: {
         labels: data.labels,
-        datasets: data.rates.map(function (series, index) {
+        datasets: series.map(function (line, index) {
           return {
-            label: series.label,
-            data: series.data,
-            borderColor: lineColors[index % lineColors.length],
-            backgroundColor: lineColors[index % lineColors.length],
+            label: line.label,
+            data: line.data,
+            borderColor: colors[index % colors.length],
+            backgroundColor: colors[index % colors.length],
             spanGaps: false,
             tension: 0.2
           };
@@ -47,6 +47,16 @@
         }
       }
     });
+  }
+
+  var trend = document.getElementById("kpi-trend-chart");
+  if (trend) {
+    rateChart(trend, data.rates, lineColors);
+  }
+
+  var adoption = document.getElementById("adoption-trend-chart");
+  if (adoption && data.adoption) {
+    rateChart(adoption, data.adoption, ["#27ae60", "#2e86de", "#8e44ad", "#f39c12", "#c0392b"]);
   }
 
   var movements = document.getElementById("mrr-movements-chart");

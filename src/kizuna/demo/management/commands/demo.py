@@ -1,76 +1,294 @@
-"""``kizuna demo``: fill an empty database with the demo company and print how to sign in."""
+"""``kizuna demo load`` fills an empty database with the demo company; ``kizuna demo build``
+writes a (large) simulated company as files. ``kizuna demo`` alone is ``kizuna demo load``."""
 
-from argparse import ArgumentParser
+import argparse
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from kizuna.customers.models import Customer
-from kizuna.demo.sample import DemoDataExistsError, build_sample_company
+from kizuna.demo.build import build_dataset
+from kizuna.demo.load import (
+    DEFAULT_CUSTOMERS,
+    DEFAULT_MONTHS,
+    DemoDataExistsError,
+    DemoLoadError,
+    LoadSummary,
+    Stage,
+    StageProgress,
+    load_demo,
+)
+
+BUILD_CUSTOMERS = 10_000
+BUILD_MONTHS = 12
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(_("not a date (YYYY-MM-DD): %s") % value) from None
+
+
+def _load_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """Options of ``load``, on the command itself (the alias) and on ``load``."""
+    parser.add_argument(
+        "--if-empty",
+        action="store_true",
+        default=default if default is argparse.SUPPRESS else False,
+        help="Do nothing when the database already has customers.",
+    )
+    parser.add_argument("--seed", type=int, default=default, help="Random seed (default 7).")
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=default,
+        help=f"Number of customers (default {DEFAULT_CUSTOMERS}).",
+    )
+    parser.add_argument(
+        "--months",
+        type=int,
+        default=default,
+        help=f"Months of product usage history (default {DEFAULT_MONTHS}).",
+    )
+    parser.add_argument(
+        "--metric-months",
+        type=int,
+        default=default,
+        help="Months of daily metric history to compute (default: all of the history).",
+    )
+    parser.add_argument(
+        "--today", type=_day, default=default, help="The simulation's today (default: today)."
+    )
 
 
 class Command(BaseCommand):
-    help = "Create the demo company (customers, subscriptions, contacts, timeline, staff logins)."
+    help = (
+        "The simulated demo company. `kizuna demo load` (or just `kizuna demo`) loads it into an "
+        "empty database through the import and ingestion services; `kizuna demo build` writes a "
+        "company of any size as files (CSV, Parquet events, ground truth) for benchmarks."
+    )
 
-    def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument(
-            "--if-empty",
-            action="store_true",
-            help="Do nothing when the database already has customers.",
+    def add_arguments(self, parser: CommandParser) -> None:
+        _load_options(parser, None)
+        actions = parser.add_subparsers(dest="action", metavar="{load,build}")
+        load = actions.add_parser(
+            "load", help="Load the demo company into the configured (empty) database."
         )
-        parser.add_argument("--seed", type=int, default=7, help="Random seed (default 7).")
-        parser.add_argument(
-            "--customers", type=int, default=120, help="Number of customers (default 120)."
+        _load_options(load, argparse.SUPPRESS)
+        build = actions.add_parser("build", help="Write a simulated company as files.")
+        build.add_argument("--out", type=Path, required=True, help="Folder to write into.")
+        build.add_argument(
+            "--customers",
+            type=int,
+            default=argparse.SUPPRESS,
+            help=f"Number of customers (default {BUILD_CUSTOMERS:,}).",
+        )
+        build.add_argument(
+            "--months",
+            type=int,
+            default=argparse.SUPPRESS,
+            help=f"Months of events up to today (default {BUILD_MONTHS}).",
+        )
+        build.add_argument(
+            "--seed", type=int, default=argparse.SUPPRESS, help="Random seed (default 7)."
+        )
+        build.add_argument(
+            "--events",
+            type=int,
+            default=None,
+            help="About this many events: every customer's seats are scaled to match.",
+        )
+        build.add_argument(
+            "--today", type=_day, default=argparse.SUPPRESS, help="The simulation's today."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["customers"] < 1:
-            raise CommandError(_("--customers must be at least 1."))
-        if options["if_empty"] and Customer.objects.exists():
+        if options.get("action") == "build":
+            self._build(options)
+        else:
+            self._load(options)
+
+    # -- load -----------------------------------------------------------------------------------
+
+    def _load(self, options: dict[str, Any]) -> None:
+        customers = options.get("customers") or DEFAULT_CUSTOMERS
+        months = options.get("months") or DEFAULT_MONTHS
+        if customers < 1 or months < 1 or (options.get("metric_months") or 1) < 1:
+            raise CommandError(_("--customers, --months and --metric-months must be at least 1."))
+        if options.get("if_empty") and Customer.objects.exists():
             self.stdout.write(_("The database already has customers: demo data not added."))
             return
-        try:
-            summary = build_sample_company(seed=options["seed"], customers=options["customers"])
-        except DemoDataExistsError:
-            raise CommandError(
-                _(
-                    "The database already has customers. Use --if-empty to skip, "
-                    "or point KIZUNA_DATA_DIR / DATABASE_URL at an empty database."
+        seed = options.get("seed")
+        console = Console(stderr=True)
+        began = time.perf_counter()
+        with _progress(console) as progress:
+
+            def on_stage(stage: Stage) -> StageProgress:
+                task = progress.add_task(str(stage.label), total=None)
+
+                def report(done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total or None)
+
+                return report
+
+            try:
+                summary = load_demo(
+                    seed=7 if seed is None else seed,
+                    customers=customers,
+                    months=months,
+                    today=options.get("today"),
+                    metric_months=options.get("metric_months"),
+                    on_stage=on_stage,
                 )
-            ) from None
+            except DemoDataExistsError:
+                raise CommandError(
+                    _(
+                        "The database already has customers. Use --if-empty to skip, "
+                        "or point KIZUNA_DATA_DIR / DATABASE_URL at an empty database."
+                    )
+                ) from None
+            except DemoLoadError as exc:
+                raise CommandError(str(exc)) from None
+        self.stdout.write(_render(summary, time.perf_counter() - began))
+        if options.get("verbosity", 1) > 1:
+            self.stdout.write(
+                " · ".join(f"{key} {seconds:.1f} s" for key, seconds in summary.seconds.items())
+            )
+
+    # -- build ----------------------------------------------------------------------------------
+
+    def _build(self, options: dict[str, Any]) -> None:
+        customers = options.get("customers") or BUILD_CUSTOMERS
+        months = options.get("months") or BUILD_MONTHS
+        events = options.get("events")
+        if customers < 1 or months < 1 or (events is not None and events < 1):
+            raise CommandError(_("--customers, --months and --events must be at least 1."))
+        out: Path = options["out"]
+        if out.exists() and not out.is_dir():
+            raise CommandError(_("%(out)s is not a folder.") % {"out": out})
+        seed = options.get("seed")
+        console = Console(stderr=True)
+        with _progress(console) as progress:
+            tasks: dict[str, Any] = {}
+
+            def report(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    label = _("Estimating seats") if phase == "estimating" else _("Customers")
+                    tasks[phase] = progress.add_task(label, total=total)
+                progress.update(tasks[phase], completed=done, total=total)
+
+            summary = build_dataset(
+                out=out,
+                customers=customers,
+                months=months,
+                seed=7 if seed is None else seed,
+                today=options.get("today") or timezone.localdate(),
+                zone=settings.TIME_ZONE,
+                events=events,
+                progress=report,
+            )
         lines = [
-            _("Demo company created (as of %(today)s):") % {"today": summary.today},
-            _(
-                "%(customers)d customers, %(in_service)d in service, %(churned)d churned, "
-                "%(reactivated)d reactivated"
-            )
+            _("Wrote %(customers)s customers and %(events)s events (%(months)d months) to %(out)s")
             % {
-                "customers": summary.customers,
-                "in_service": summary.customers_in_service,
-                "churned": summary.churned_customers,
-                "reactivated": summary.reactivated_customers,
+                "customers": f"{summary.customers:,}",
+                "events": f"{summary.events:,}",
+                "months": summary.months,
+                "out": summary.out,
             },
-            _("%(expanded)d expanded, %(contracted)d contracted, %(cross_sold)d cross-sold")
+            _("  %(contacts)s contacts, %(subscriptions)s subscription rows, %(files)d event files")
             % {
-                "expanded": summary.expanded_customers,
-                "contracted": summary.contracted_customers,
-                "cross_sold": summary.cross_sold_customers,
+                "contacts": f"{summary.rows['contacts']:,}",
+                "subscriptions": f"{summary.rows['subscriptions']:,}",
+                "files": len(summary.event_files),
             },
-            _(
-                "%(subscriptions)d subscriptions, %(contacts)d contacts, %(handoffs)d sales "
-                "handoffs, %(entries)d timeline entries"
-            )
+            _("  %(size).1f MB in %(seconds).1f s; seat scale %(scale).4f")
             % {
-                "subscriptions": summary.subscriptions,
-                "contacts": summary.contacts,
-                "handoffs": summary.handoffs,
-                "entries": summary.timeline_entries,
+                "size": summary.bytes / 1e6,
+                "seconds": summary.seconds,
+                "scale": summary.seat_scale,
             },
-            _("MRR in service: ¥%(mrr)s") % {"mrr": f"{summary.mrr:,.0f}"},
-            _("Sign in as %(users)s with the password %(password)s")
-            % {"users": ", ".join(summary.users), "password": summary.password},
         ]
-        # The first and last lines are headings; the counts between them are indented.
-        body = [lines[0], *(f"  {line}" for line in lines[1:-1]), lines[-1]]
-        self.stdout.write("\n".join(body))
+        self.stdout.write("\n".join(lines))
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+
+
+def _render(summary: LoadSummary, seconds: float) -> str:
+    stories: dict[str, Callable[[str], str]] = {
+        "admin_changed_recently": lambda name: (
+            _("%(name)s: a new administrator three weeks ago, usage fell (Customer 360 → Usage)")
+            % {"name": name}
+        ),
+        "admin_changed_and_trained": lambda name: (
+            _("%(name)s: administrator changed four months ago, recovered after a training")
+            % {"name": name}
+        ),
+        "ripe_for_upsell": lambda name: (
+            _("%(name)s: seats full and engaged, ripe for upsell") % {"name": name}
+        ),
+        "onboarding_stalled": lambda name: (
+            _("%(name)s: onboarding stalled at the data connection") % {"name": name}
+        ),
+    }
+    lines = [
+        _("Demo company loaded (as of %(today)s) in %(seconds).0f s:")
+        % {"today": summary.today, "seconds": seconds},
+        _(
+            "%(customers)d customers, %(in_service)d in service, %(churned)d churned, "
+            "%(reactivated)d reactivated"
+        )
+        % {
+            "customers": summary.customers,
+            "in_service": summary.in_service,
+            "churned": summary.churned,
+            "reactivated": summary.reactivated,
+        },
+        _("%(expanded)d expanded, %(contracted)d contracted, %(cross_sold)d cross-sold")
+        % {
+            "expanded": summary.expanded,
+            "contracted": summary.contracted,
+            "cross_sold": summary.cross_sold,
+        },
+        _(
+            "%(subscriptions)d subscriptions, %(contacts)d contacts, "
+            "%(entries)d timeline entries, %(events)s product events"
+        )
+        % {
+            "subscriptions": summary.subscriptions,
+            "contacts": summary.contacts,
+            "entries": summary.timeline_entries,
+            "events": f"{summary.events:,}",
+        },
+        _("MRR in service: ¥%(mrr)s") % {"mrr": f"{summary.mrr:,.0f}"},
+        *(stories[key](name) for key, name in sorted(summary.stories.items()) if key in stories),
+        _("Ground truth (never read by Kizuna): %(path)s") % {"path": summary.truth},
+        _("Sign in as %(users)s with the password %(password)s")
+        % {"users": ", ".join(summary.users), "password": summary.password},
+    ]
+    body = [lines[0], *(f"  {line}" for line in lines[1:-1]), lines[-1]]
+    return "\n".join(body)

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from kizuna.reports.kpis import (
+    DEFAULT_INACTIVITY_DAYS,
     KPIS,
     KpiInputError,
     Unit,
@@ -29,6 +30,7 @@ OPTION_OF_FIELD = {
     "owner": "--owner",
     "product": "--product",
     "cohort": "--cohort",
+    "inactivity_days": "--inactivity-days",
     "currency": "KIZUNA_CURRENCY_RATES",
 }
 
@@ -47,7 +49,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("id", help="A KPI id (e.g. logo_churn_rate), or 'list'.")
         parser.add_argument("--start", help="First day of the period, YYYY-MM-DD.")
-        parser.add_argument("--end", help="Last day of the period, YYYY-MM-DD (the as-of day).")
+        parser.add_argument(
+            "--end",
+            help=(
+                "The as-of day, YYYY-MM-DD: contracts are read on it, events count up to the "
+                "day before (March is --start 2026-03-01 --end 2026-04-01)."
+            ),
+        )
         parser.add_argument("--segment", default="", help="Only customers of this segment.")
         parser.add_argument(
             "--touch-model",
@@ -63,6 +71,16 @@ class Command(BaseCommand):
             "--cohort",
             default="",
             help="Only customers whose first contract started this month (YYYY-MM).",
+        )
+        parser.add_argument(
+            "--inactivity-days",
+            type=int,
+            default=DEFAULT_INACTIVITY_DAYS,
+            metavar="N",
+            help=(
+                "activity_churn_rate: the window before the start and the end day, in days "
+                f"(1–366, default {DEFAULT_INACTIVITY_DAYS})."
+            ),
         )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
@@ -89,7 +107,13 @@ class Command(BaseCommand):
                 product=options["product"],
                 cohort=options["cohort"],
             )
-            result = compute_kpi(kpi_id=definition.id, start=start, end=end, population=population)
+            result = compute_kpi(
+                kpi_id=definition.id,
+                start=start,
+                end=end,
+                population=population,
+                inactivity_days=options["inactivity_days"],
+            )
         except KpiInputError as exc:
             raise _error(exc) from None
         payload = result.as_json(name_en=definition.name_en, name_ja=definition.name_ja)
@@ -102,7 +126,12 @@ class Command(BaseCommand):
         self.stdout.write(f"numerator    {_show(result.numerator, None)}")
         self.stdout.write(f"denominator  {_show(result.denominator, None)}")
         for key, value in result.details.items():
-            self.stdout.write(f"  {key}: {_show(value, None)}")
+            if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+                self.stdout.write(f"  {key}:")
+                for row in value:
+                    self.stdout.write(f"    {_row(row)}")
+            else:
+                self.stdout.write(f"  {key}: {_show(value, None)}")
 
     def _list(self, *, as_json: bool) -> None:
         if as_json:
@@ -125,9 +154,18 @@ class Command(BaseCommand):
             )
 
 
+def _row(row: dict[str, Any]) -> str:
+    """One row of a breakdown (e.g. a key feature) as ``key=value`` pairs; rates as %."""
+    return "  ".join(
+        f"{key}={_show(value, Unit.RATE if key == 'rate' else None)}" for key, value in row.items()
+    )
+
+
 def _show(value: Any, unit: Unit | None) -> str:
     if value is None:
         return "— (undefined)"
     if unit is Unit.RATE:
         return f"{value:.6f} ({value * 100:.2f}%)"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "—"
     return str(value)

@@ -1,0 +1,77 @@
+"""``kizuna worker``: the periodic jobs of usage analytics (lake flush, nightly metrics)."""
+
+import logging
+import time
+from argparse import ArgumentParser
+from datetime import date
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import close_old_connections
+from django.utils import timezone
+
+from kizuna.analytics.flush import flush_inbox, link_product_users
+
+logger = logging.getLogger("kizuna.analytics.worker")
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the lake flush every --flush-every seconds and, once a day, the incremental "
+        "metrics run. Several workers may run at once: only one flushes at a time."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--flush-every",
+            type=float,
+            default=60.0,
+            help="Seconds between lake flushes (default 60).",
+        )
+        parser.add_argument("--once", action="store_true", help="Run one cycle and exit.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        every = options["flush_every"]
+        if every <= 0:
+            raise CommandError("--flush-every must be positive")
+        last_daily: date | None = None
+        while True:
+            started = time.monotonic()
+            self._flush()
+            today = timezone.localdate()
+            if last_daily != today:
+                self._daily()
+                last_daily = today
+            if options["once"]:
+                return
+            time.sleep(max(0.0, every - (time.monotonic() - started)))
+            close_old_connections()  # a long-lived process: drop broken or expired connections
+
+    def _flush(self) -> None:
+        try:
+            result = flush_inbox()
+        except Exception:  # a worker must outlive one bad cycle; the next one retries
+            logger.exception("lake flush failed")
+            return
+        if result.busy:
+            logger.info("lake flush: another worker is flushing")
+        elif result.batches:
+            self.stdout.write(
+                f"lake flush: {result.rows_written:,} events, {result.duplicates:,} duplicates"
+            )
+
+    def _daily(self) -> None:
+        try:
+            link_product_users()
+        except Exception:
+            logger.exception("linking product users to contacts failed")
+        try:
+            from kizuna.analytics.metrics import run_incremental  # written alongside
+        except ImportError:
+            logger.warning("metrics: kizuna.analytics.metrics.run_incremental is not available")
+            self.stderr.write("metrics run skipped: kizuna.analytics.metrics is not available")
+            return
+        try:
+            run_incremental()
+        except Exception:
+            logger.exception("incremental metrics run failed")
