@@ -3,16 +3,17 @@
 DuckDB does the work, set-based and spilling to disk, so a file of any size imports with
 bounded memory and no Python object per row:
 
-1. **read**: the file goes into a scratch DuckDB database (CSV and NDJSON as text, so that every
-   value can be checked and reported as written; Parquet is read in place). Rows keep the file's
-   order, so a row's position gives its line number.
-2. **validate**: one SQL pass counts the bad rows; when there is any, the first
-   ``MAX_REPORTED_ERRORS`` problems are listed with line, column, value and reason, and nothing is
-   written.
-3. **write**: one Parquet file per day (``lake/events/<day>/import-000007.parquet``, exactly
-   ``lake.EVENT_SCHEMA``) is written to a staging folder inside the lake, then every file is
-   renamed into place. If anything fails, the files already moved are removed again and the
-   import is recorded as failed: readers never see half an import.
+1. **read**: one pass parses the file into a scratch DuckDB table of typed values plus one flag
+   per check (CSV and NDJSON values are read as text, so that each can be checked and reported as
+   written). The table keeps the file's order, so a row's position is its line number.
+2. **validate**: one aggregate counts the rows per day and the bad rows; when there is any, the
+   first ``MAX_REPORTED_ERRORS`` problems are listed with line, column, value and reason, and
+   nothing is written.
+3. **write**: the rows, sorted by time, stream in record batches into one Parquet file per day
+   (exactly ``lake.EVENT_SCHEMA``) in a staging folder inside the lake; then every file is
+   renamed to ``lake/events/<day>/import-000007.parquet``. If anything fails, the files already
+   moved are removed again and the import is recorded as failed: readers never see half an
+   import.
 
 A file whose content (SHA-256) was already imported is skipped unless ``force`` is given, so a
 cron job that runs twice counts nothing twice. Rows without a ``message_id`` get one made of the
@@ -206,11 +207,29 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 of the file's bytes (hex)."""
+    return _fingerprint(path, check_utf8=False)[0]
+
+
+def _fingerprint(path: Path, *, check_utf8: bool) -> tuple[str, bool]:
+    """The file's SHA-256 and, when asked, whether its text is UTF-8 (one pass over it)."""
     digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")() if check_utf8 else None
+    utf8 = check_utf8
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-    return digest.hexdigest()
+            if decoder is not None:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    decoder, utf8 = None, False
+    if decoder is not None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return digest.hexdigest(), utf8
 
 
 def _normalised(name: str) -> str:
@@ -243,7 +262,11 @@ def import_event_file(
     path = Path(path)
     file_format = detect_format(path, fmt)
     report = progress or _ignore_progress
-    content_hash = file_sha256(path)
+    # A .gz file's text is checked while it is read (the hash is of the compressed bytes).
+    check_utf8 = file_format == "csv" and path.suffix.lower() != ".gz"
+    content_hash, utf8 = _fingerprint(path, check_utf8=check_utf8)
+    if file_format == "csv" and not check_utf8:
+        utf8 = _is_utf8(path)
     base = {"file_name": path.name, "file_format": file_format, "content_hash": content_hash}
 
     if not force and not dry_run:
@@ -273,10 +296,10 @@ def import_event_file(
     _remove_interrupted_imports()
     with _scratch_database() as (con, work):
         try:
-            source = _read(con, path, file_format, work, report)
+            source = _open_source(con, path, file_format, work, utf8, report)
             columns = _resolve_columns(source, mapping or {})
-            con.execute(_checked_view_sql(columns, source))
-            rows, days = _validate(con, columns, file_format, report)
+            _check(con, columns, source, report)
+            rows, days = _validate(con, columns, source, report)
         except _RejectedError as rejected:
             return _rejected(base, rejected, user, dry_run, time.monotonic() - started)
         ignored = tuple(
@@ -364,12 +387,12 @@ def _rejected(
 
 @contextlib.contextmanager
 def _scratch_database() -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
-    """A DuckDB database in a scratch folder under DATA_DIR (not /tmp: it may be RAM)."""
+    """An in-memory DuckDB that spills to a scratch folder under DATA_DIR (not /tmp: RAM)."""
     scratch_root = Path(settings.DATA_DIR) / "tmp"
     scratch_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="event-import-", dir=scratch_root))
     con = duckdb.connect(
-        str(work / "import.duckdb"),
+        ":memory:",
         config={
             "threads": settings.KIZUNA_DUCKDB_THREADS,
             "memory_limit": MEMORY_LIMIT,
@@ -445,31 +468,38 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading: a view ``raw`` with ``_row`` (0-based, file order), ``_not_object`` and the file's
-# columns as they are (text for CSV and NDJSON, native types for Parquet).
+# Reading: a view ``raw`` with ``_not_object`` and the file's columns (f0, f1…) as they are:
+# text for CSV and NDJSON, native types for Parquet.
 
 
 @dataclass(frozen=True)
 class _Source:
+    file_format: str
     names: tuple[str, ...]  # the file's column names, in order
     types: dict[str, str]  # name -> DuckDB type in view ``raw``
     raw_names: dict[str, str]  # name -> column name in view ``raw``
+    numbered: bool  # whether ``raw`` has ``_row`` (0-based position in the file)
 
 
-def _read(
-    con: duckdb.DuckDBPyConnection, path: Path, file_format: str, work: Path, report: Progress
+def _open_source(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    file_format: str,
+    work: Path,
+    utf8: bool,
+    report: Progress,
 ) -> _Source:
-    # DuckDB reads a path with * ? [ as a glob: give it a plain name of its own.
-    suffix = "".join(path.suffixes[-2:]) if path.suffix.lower() == ".gz" else path.suffix
-    link = work / f"source{suffix.lower() if suffix else ''}"
-    link.symlink_to(path.resolve())
     if path.stat().st_size == 0:
         raise _file_error(_("The file is empty."))
+    # DuckDB reads a path with * ? [ as a glob: give it a plain name of its own.
+    suffix = "".join(path.suffixes[-2:]) if path.suffix.lower() == ".gz" else path.suffix
+    link = work / f"source{suffix.lower()}"
+    link.symlink_to(path.resolve())
     if file_format == "csv":
-        return _read_csv(con, link, work, report)
+        return _open_csv(con, link, work, utf8)
     if file_format == "ndjson":
-        return _read_ndjson(con, link, report)
-    return _read_parquet(con, link)
+        return _open_ndjson(con, link, report)
+    return _open_parquet(con, link)
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -478,18 +508,16 @@ def _open_binary(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
-def _header(path: Path) -> tuple[str, str]:
-    """The first line of a CSV file (decoded) and the encoding: ``utf-8`` or ``cp932``."""
-    with _open_binary(path) as handle:
-        head = handle.read(1 << 16)
-    head = head.removeprefix(codecs.BOM_UTF8)
-    for encoding in ("utf-8", "cp932"):
-        try:
-            text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
-        except UnicodeDecodeError:
-            continue
-        return text.splitlines()[0] if text.strip() else "", encoding
-    raise _file_error(_("The file is neither UTF-8 nor Shift_JIS text."))
+def _is_utf8(path: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with _open_binary(path) as handle:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _to_utf8(path: Path, target: Path) -> Path:
@@ -510,58 +538,37 @@ def _to_utf8(path: Path, target: Path) -> Path:
     return target
 
 
-def _read_csv(
-    con: duckdb.DuckDBPyConnection, path: Path, work: Path, report: Progress
-) -> _Source:
-    header, encoding = _header(path)
+def _open_csv(con: duckdb.DuckDBPyConnection, path: Path, work: Path, utf8: bool) -> _Source:
+    if not utf8:
+        path = _to_utf8(path, work / "source-utf8.csv")
+    with _open_binary(path) as handle:
+        head = handle.read(1 << 16).removeprefix(codecs.BOM_UTF8)
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
+    header = text.splitlines()[0] if text.strip() else ""
     if not header.strip():
         raise _file_error(_("The file is empty."))
     delimiter = max(",\t;", key=lambda candidate: (header.count(candidate), candidate == ","))
     names = next(csv.reader([header], delimiter=delimiter))
     names = [name.strip() or f"column {index + 1}" for index, name in enumerate(names)]
-    if encoding == "cp932":
-        path = _to_utf8(path, work / "source-utf8.csv")
     # The header is read here, not sniffed: DuckDB then parses strictly, so a row with a
     # missing or extra cell is an error naming its line, not a silent shift.
-    try:
-        _create_csv_table(con, path, len(names), delimiter, report)
-    except duckdb.Error as exc:
-        if encoding != "utf-8" or "unicode" not in str(exc).lower():
-            raise _sql_error(exc, "csv") from None
-        # Valid UTF-8 at the start, not further on: a Shift_JIS file with an ASCII header.
-        path = _to_utf8(path, work / "source-utf8.csv")
-        try:
-            _create_csv_table(con, path, len(names), delimiter, report)
-        except duckdb.Error as retry_exc:
-            raise _sql_error(retry_exc, "csv") from None
-    selected = ", ".join(f"c{index} AS {_ident(f'f{index}')}" for index in range(len(names)))
+    columns = ", ".join(f"{_literal(f'f{index}')}: 'VARCHAR'" for index in range(len(names)))
     con.execute(
-        f"CREATE VIEW raw AS SELECT rowid AS _row, false AS _not_object, {selected} FROM src"
+        "CREATE VIEW raw AS SELECT false AS _not_object, * FROM read_csv("
+        f"{_literal(str(path))}, columns = {{{columns}}}, header = true, auto_detect = false, "
+        f"delim = {_literal(delimiter)}, quote = '\"', escape = '\"', strict_mode = true, "
+        "null_padding = false)"
     )
     return _Source(
+        file_format="csv",
         names=tuple(names),
         types=dict.fromkeys(names, "VARCHAR"),
         raw_names={name: f"f{index}" for index, name in enumerate(names)},
+        numbered=False,
     )
 
 
-def _create_csv_table(
-    con: duckdb.DuckDBPyConnection, path: Path, width: int, delimiter: str, report: Progress
-) -> None:
-    # The header is read by us, not sniffed: DuckDB then parses strictly, so a row with a
-    # missing or extra cell is an error naming its line, not a silent shift.
-    columns = ", ".join(f"{_literal(f'c{index}')}: 'VARCHAR'" for index in range(width))
-    con.execute("DROP TABLE IF EXISTS src")
-    with _watch(con, "reading", report):
-        con.execute(
-            f"CREATE TABLE src AS SELECT * FROM read_csv({_literal(str(path))}, "
-            f"columns = {{{columns}}}, header = true, auto_detect = false, "
-            f"delim = {_literal(delimiter)}, quote = '\"', escape = '\"', "
-            "strict_mode = true, null_padding = false)"
-        )
-
-
-def _read_ndjson(con: duckdb.DuckDBPyConnection, path: Path, report: Progress) -> _Source:
+def _open_ndjson(con: duckdb.DuckDBPyConnection, path: Path, report: Progress) -> _Source:
     try:
         with _watch(con, "reading", report):
             con.execute(
@@ -590,13 +597,15 @@ def _read_ndjson(con: duckdb.DuckDBPyConnection, path: Path, report: Progress) -
         f"coalesce(json_type(json) <> 'OBJECT', true) AS _not_object{columns} FROM src"
     )
     return _Source(
+        file_format="ndjson",
         names=tuple(names),
         types=dict.fromkeys(names, "VARCHAR"),
         raw_names={name: f"f{index}" for index, name in enumerate(names)},
+        numbered=True,
     )
 
 
-def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> _Source:
+def _open_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> _Source:
     read = f"read_parquet({_literal(str(path))}, file_row_number = true)"
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {read}").fetchall()
@@ -612,9 +621,11 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> _Source:
         f"FROM {read}"
     )
     return _Source(
+        file_format="parquet",
         names=tuple(names),
         types={str(row[0]): str(row[1]) for row in described},
         raw_names={name: f"f{index}" for index, name in enumerate(names)},
+        numbered=True,
     )
 
 
@@ -700,8 +711,8 @@ def _find_column(names: Iterable[str], wanted: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation: view ``checked`` holds the parsed values (p_<target>), the raw text for the
-# report (r_<target>) and one flag per check (e_<check>).
+# Validation: table ``checked`` holds the parsed values (p_<target>) and one flag per check
+# (e_<check>); the file's own values are read again only to report problems.
 
 _CHECKS = (
     # (check, column target shown, reason code)
@@ -788,7 +799,17 @@ def _present_sql(column: _Column | None) -> str:
     return f"({column.raw} IS NOT NULL)"
 
 
-def _checked_view_sql(columns: Mapping[str, _Column], source: _Source) -> str:
+def _check(
+    con: duckdb.DuckDBPyConnection,
+    columns: Mapping[str, _Column],
+    source: _Source,
+    report: Progress,
+) -> None:
+    """Read the file once into table ``checked``: parsed values (p_…) and check flags (e_…).
+
+    Rows keep the file's order (``preserve_insertion_order``), so ``rowid`` is the position.
+    """
+
     def text(target: str) -> str:
         return _text_sql(columns[target]) if target in columns else "CAST(NULL AS VARCHAR)"
 
@@ -811,16 +832,14 @@ def _checked_view_sql(columns: Mapping[str, _Column], source: _Source) -> str:
             else "CAST(NULL AS VARCHAR)"
         ),
     }
-    time_given = _present_sql(columns["event_time"])
-    value_given = _present_sql(columns.get("event_value"))
     checks = {
         "not_object": "_not_object",
-        "time_missing": f"NOT _not_object AND NOT {time_given}",
-        "time_invalid": f"NOT _not_object AND {time_given} AND p_event_time IS NULL",
+        "time_missing": "NOT _not_object AND NOT g_time",
+        "time_invalid": "NOT _not_object AND g_time AND p_event_time IS NULL",
         "type_missing": "NOT _not_object AND p_event_type IS NULL",
         "who_missing": "NOT _not_object AND p_account_key IS NULL AND p_user_id IS NULL",
         "value_invalid": (
-            f"NOT _not_object AND {value_given} "
+            "NOT _not_object AND g_value "
             "AND (p_event_value IS NULL OR NOT isfinite(p_event_value))"
         ),
         "properties_invalid": (
@@ -828,20 +847,28 @@ def _checked_view_sql(columns: Mapping[str, _Column], source: _Source) -> str:
             "json_valid(p_properties) AND json_type(p_properties) = 'OBJECT', false)"
         ),
     }
-    # The file's own columns pass through (f0, f1…) for the error report's values.
-    passed = "".join(f", {_ident(name)}" for name in source.raw_names.values())
     parsed_sql = ", ".join(f"{expression} AS p_{name}" for name, expression in parsed.items())
-    flags = ", ".join(f"({condition}) AS e_{name}" for name, condition in checks.items())
-    return (
-        f"CREATE VIEW checked AS SELECT *, {flags} FROM "
-        f"(SELECT _row, _not_object{passed}, {parsed_sql} FROM raw)"
+    given = (
+        f"{_present_sql(columns['event_time'])} AS g_time, "
+        f"{_present_sql(columns.get('event_value'))} AS g_value"
     )
+    kept = ", ".join(f"p_{name}" for name in parsed)
+    flags = ", ".join(f"({condition}) AS e_{name}" for name, condition in checks.items())
+    statement = (
+        f"CREATE TABLE checked AS SELECT {kept}, CAST(p_event_time AS DATE) AS p_event_date, "
+        f"{flags} FROM (SELECT _not_object, {parsed_sql}, {given} FROM raw)"
+    )
+    try:
+        with _watch(con, "reading", report):
+            con.execute(statement)
+    except duckdb.Error as exc:
+        raise _sql_error(exc, source.file_format) from None
 
 
 def _validate(
     con: duckdb.DuckDBPyConnection,
     columns: Mapping[str, _Column],
-    file_format: str,
+    source: _Source,
     report: Progress,
 ) -> tuple[int, tuple[tuple[date, int], ...]]:
     """Rows and rows per day of a valid file; raise ``_RejectedError`` listing the problems."""
@@ -851,8 +878,8 @@ def _validate(
     with _watch(con, "validating", report):
         # One pass: rows per day and problems per check.
         per_day = con.execute(
-            f"SELECT CAST(p_event_time AS DATE) AS day, count(*), "
-            f"count(*) FILTER (WHERE {any_bad}), {counts} FROM checked GROUP BY day"
+            f"SELECT p_event_date, count(*), count(*) FILTER (WHERE {any_bad}), {counts} "
+            "FROM checked GROUP BY p_event_date"
         ).fetchall()
     rows = sum(int(values[1]) for values in per_day)
     bad_rows = sum(int(values[2]) for values in per_day)
@@ -861,7 +888,7 @@ def _validate(
         raise _file_error(_("The file has no rows."))
     if bad_rows:
         raise _RejectedError(
-            _list_errors(con, columns, file_format, flags),
+            _list_errors(con, columns, source, flags),
             bad_rows=bad_rows,
             error_count=error_count,
         )
@@ -872,30 +899,43 @@ def _validate(
 def _list_errors(
     con: duckdb.DuckDBPyConnection,
     columns: Mapping[str, _Column],
-    file_format: str,
+    source: _Source,
     flags: list[str],
 ) -> list[EventRowError]:
     """The first MAX_REPORTED_ERRORS problems, with the values as the file has them."""
-    shown_targets = [target for target in {t for _c, t, _r in _CHECKS if t} if target in columns]
-    shown = "".join(
-        f", CAST({columns[target].raw} AS VARCHAR) AS {_ident('v_' + target)}"
-        for target in shown_targets
-    )
     listed = con.execute(
-        f"SELECT _row, {', '.join(flags)}{shown} FROM checked WHERE {' OR '.join(flags)} "
-        f"ORDER BY _row LIMIT {MAX_REPORTED_ERRORS}"
+        f"SELECT rowid, {', '.join(flags)} FROM checked WHERE {' OR '.join(flags)} "
+        f"ORDER BY rowid LIMIT {MAX_REPORTED_ERRORS}"
     ).fetchall()
-    first_line = _FIRST_LINE[file_format]
+    shown_targets = [target for target in TARGETS if target in columns]
+    numbered = "raw"
+    if not source.numbered:
+        # Only a rejected CSV file is read a second time, to show its values by line.
+        con.execute("CREATE TABLE numbered AS SELECT * FROM raw")
+        numbered = "(SELECT rowid AS _row, * FROM numbered)"
+    wanted = ", ".join(str(int(values[0])) for values in listed)
+    shown = "".join(f", CAST({columns[t].raw} AS VARCHAR)" for t in shown_targets)
+    raw_values = {
+        int(values[0]): dict(zip(shown_targets, values[1:], strict=True))
+        for values in con.execute(
+            f"SELECT _row{shown} FROM {numbered} WHERE _row IN ({wanted})"  # noqa: S608 - ints
+        ).fetchall()
+    }
+    first_line = _FIRST_LINE[source.file_format]
     errors: list[EventRowError] = []
-    for values in listed:
-        line = int(values[0]) + first_line
-        failed = values[1 : 1 + len(flags)]
-        raw = dict(zip(shown_targets, values[1 + len(flags) :], strict=True))
+    for row, *failed in listed:
+        raw = raw_values.get(int(row), {})
         for (_check, target, code), bad in zip(_CHECKS, failed, strict=True):
             if bad:
-                value = "" if raw.get(target or "") is None else str(raw[target or ""]).strip()
+                value = raw.get(target or "")
+                shown_value = "" if value is None else str(value).strip()[:200]
                 errors.append(
-                    EventRowError(line, _shown_column(columns, target), value[:200], _reason(code))
+                    EventRowError(
+                        int(row) + first_line,
+                        _shown_column(columns, target),
+                        shown_value,
+                        _reason(code),
+                    )
                 )
     return errors[:MAX_REPORTED_ERRORS]
 
@@ -950,7 +990,11 @@ def _write(
 
 
 def _events_sql(event_import: EventImport, content_hash: str, file_format: str) -> str:
-    """The lake rows (EVENT_SCHEMA order) of view ``checked``, ordered by day and time."""
+    """The rows of table ``checked`` as lake rows (EVENT_SCHEMA order), in time order (so by day).
+
+    The sort carries only the file's values; the message ids, constants and defaults are made
+    after it (DuckDB keeps the outer projection above the sort).
+    """
     message_prefix = _literal(f"file-{content_hash[:16]}-")
     first_line = _FIRST_LINE[file_format]
     origin = _literal(f"import:{event_import.pk}")
@@ -963,7 +1007,7 @@ def _events_sql(event_import: EventImport, content_hash: str, file_format: str) 
             'track' AS kind,
             p_event_type AS event_type,
             p_event_time AS event_time,
-            CAST(p_event_time AS DATE) AS event_date,
+            p_event_date AS event_date,
             CAST({received_at} AS TIMESTAMPTZ) AS received_at,
             coalesce(p_user_id, '') AS user_id,
             coalesce(p_anonymous_id, '') AS anonymous_id,
@@ -971,14 +1015,19 @@ def _events_sql(event_import: EventImport, content_hash: str, file_format: str) 
             p_event_value AS event_value,
             coalesce(p_feature, '') AS feature,
             coalesce(p_properties, '{{}}') AS properties
-        FROM checked ORDER BY event_time
+        FROM (
+            SELECT rowid AS _row, p_message_id, p_event_type, p_event_time, p_event_date,
+                   p_user_id, p_anonymous_id, p_account_key, p_event_value, p_feature,
+                   p_properties
+            FROM checked ORDER BY p_event_time
+        )
     """  # noqa: S608 - every interpolated value is quoted by _literal or generated here
 
 
 def _write_days(
     con: duckdb.DuckDBPyConnection, query: str, staging: Path, progress: Callable[[int], None]
 ) -> list[Path]:
-    """Stream ``query`` (ordered by time) into one Parquet file per day: ``<day>.parquet``.
+    """Stream ``query`` (in time order) into one Parquet file per day: ``<day>.parquet``.
 
     One pass in record batches, so memory stays bounded; DuckDB computes the next batches in a
     thread while this one writes. pyarrow writes rather than DuckDB's COPY because DuckDB marks

@@ -48,7 +48,12 @@ MAX_FIELD_LENGTH = 200
 MAX_ERRORS_LISTED = 20
 MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 BATCH_ENDPOINTS = ("batch", "import")
-ENDPOINTS = (*MESSAGE_TYPES, *BATCH_ENDPOINTS)
+# analytics.js (analytics-next) posts to one-letter paths: /v1/t, /v1/p … and /v1/b when batching.
+SHORT_ENDPOINTS = {
+    "t": "track", "i": "identify", "g": "group", "p": "page", "s": "screen", "a": "alias",
+    "b": "batch",
+}  # fmt: skip
+ENDPOINTS = (*MESSAGE_TYPES, *BATCH_ENDPOINTS, *SHORT_ENDPOINTS)
 # Refused requests without a valid key are recorded at most this often per process and key.
 AUTH_REJECTION_INTERVAL_SECONDS = 60.0
 
@@ -87,6 +92,9 @@ class IngestError(Exception):
     errors: list[MessageError] = field(default_factory=list)
     events: int = 1
 
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}"
+
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"success": False, "code": self.code, "message": self.message}
         if self.errors:
@@ -115,16 +123,16 @@ def accept(
     """
     if endpoint not in ENDPOINTS:
         raise IngestError(404, "not_found", f"unknown endpoint /v1/{endpoint}")
+    endpoint = SHORT_ENDPOINTS.get(endpoint, endpoint)
     header_key = basic_auth_key(authorization)
     source: KeyLookup | None = None
     if header_key:
         source = _active_source(header_key)
     try:
         document = parse_body(body, content_encoding)
-        if not header_key:
+        if source is None:  # no Authorization header: analytics.js puts the key in the body
             body_key = document.get("writeKey")
             source = _active_source(body_key if isinstance(body_key, str) else "")
-        assert source is not None  # _active_source raises for an unknown or revoked key
         received_at = timezone.now()
         rows = inbox_rows(endpoint, document, source_id=source.source_id, received_at=received_at)
         stored = store(source.source_id, rows)

@@ -23,6 +23,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from kizuna.analytics import engine, lake
+from kizuna.analytics.models import UsageSettings
 
 # Units of a subscription's ``quantity`` that count licensed seats (compared lower-cased and
 # trimmed). Any other unit (connectors, GB, blank …) is no seat count.
@@ -70,8 +71,13 @@ class WindowActivity:
 
 
 def has_usage_data() -> bool:
-    """Whether the lake holds any event file (the external warehouse table is not probed)."""
-    return bool(lake.event_files())
+    """Whether there are events to read: a file in the lake, or a configured warehouse table.
+
+    The warehouse itself is not probed (that would connect to it on every page view).
+    """
+    if lake.event_files():
+        return True
+    return UsageSettings.objects.exclude(external_connection="").exists()
 
 
 def _period_index(day: ir.DateValue, days: Sequence[date]) -> ir.IntegerValue:

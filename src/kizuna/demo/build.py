@@ -31,6 +31,7 @@ BuildProgress = Callable[[str, int, int], None]
 CHUNK_EVENTS = 1_000_000
 CHUNK_CUSTOMERS = 2_000
 PART_ROWS = 10_000_000
+ROW_GROUP_ROWS = 1_000_000
 ESTIMATE_SAMPLE = 300
 
 
@@ -196,17 +197,18 @@ class _Parts:
         self.total = 0
 
     def write(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        if self.writer is None or (self.rows and self.rows + table.num_rows > self.part_rows):
-            self.close()
-            path = self.folder / f"part-{len(self.paths):05d}.parquet"
-            self.paths.append(path)
-            self.writer = event_writer(path)
-        assert self.writer is not None
-        self.writer.write_table(table, row_group_size=1_000_000)
-        self.rows += table.num_rows
-        self.total += table.num_rows
+        """Append ``table``, starting a new part whenever the current one is full."""
+        while table.num_rows:
+            if self.writer is None or self.rows >= self.part_rows:
+                self.close()
+                path = self.folder / f"part-{len(self.paths):05d}.parquet"
+                self.paths.append(path)
+                self.writer = event_writer(path)
+            piece = table.slice(0, self.part_rows - self.rows)
+            self.writer.write_table(piece, row_group_size=ROW_GROUP_ROWS)
+            self.rows += piece.num_rows
+            self.total += piece.num_rows
+            table = table.slice(piece.num_rows)
 
     def close(self) -> None:
         if self.writer is not None:

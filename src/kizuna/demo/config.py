@@ -254,7 +254,7 @@ class Activity:
     noise: float = 0.035  # weekly random walk of engagement
     weekend_factor: float = 0.1
     base_rate: float = 1.0  # P(user active on a weekday) = base_rate × engagement × habit
-    actions_per_session: tuple[float, float] = (1.0, 3.0)  # Poisson mean = a + b × engagement
+    actions_per_session: tuple[float, float] = (0.5, 2.5)  # Poisson mean = a + b × engagement
     session_minutes: int = 40
 
 

@@ -75,7 +75,8 @@ class _Vocabulary:
 
     features: tuple[FeatureSpec, ...]
     event_types: pa.Array
-    feature_names: pa.Array
+    feature_names: pa.Array  # each feature once
+    feature_of_kind: np.ndarray  # kind → index into feature_names (0 for the login, masked)
     weights: np.ndarray
     depths: np.ndarray
     is_connect: np.ndarray
@@ -88,10 +89,12 @@ class _Vocabulary:
         connect = next(p for p in config.products if p.code == CONNECT.code)
         features = analytics.features + connect.features
         connect_types = {f.event_type for f in connect.features}
+        names = list(dict.fromkeys(f.feature for f in features))
         return cls(
             features=features,
             event_types=pa.array([LOGIN_EVENT, *(f.event_type for f in features)], pa.string()),
-            feature_names=pa.array([f.feature for f in features], pa.string()),
+            feature_names=pa.array(names, pa.string()),
+            feature_of_kind=np.array([0, *(names.index(f.feature) for f in features)], np.int32),
             weights=np.array([f.weight for f in features]),
             depths=np.array([f.depth for f in features]),
             is_connect=np.array([f.event_type in connect_types for f in features]),
@@ -235,7 +238,7 @@ class EventGenerator:
                 "user_id": dictionary(pa.array(user_index), user_ids),
                 "event_value": pa.array(value, pa.float64(), mask=np.isnan(value)),
                 "feature": dictionary(
-                    pa.array(np.maximum(kind - 1, 0), mask=kind == 0),
+                    pa.array(vocabulary.feature_of_kind[kind], mask=kind == 0),
                     vocabulary.feature_names,
                 ),
             }

@@ -40,7 +40,7 @@ def _environment(root: Path, database: Path) -> dict[str, str]:
         KIZUNA_ENV="dev",
         KIZUNA_DATA_DIR=str(root),
         DATABASE_URL=f"sqlite:///{database}",
-        DJANGO_SETTINGS_MODULE="kizuna.config.settings",
+        DJANGO_SETTINGS_MODULE=os.environ.get("XX_SETTINGS", "kizuna.config.settings"),
         OMP_NUM_THREADS="1",
         DEBUG="false",
     )

@@ -40,16 +40,19 @@ def post(source_key: tuple[Source, str]) -> Post:
     """POST a JSON document (or raw bytes) to /v1/<endpoint> with the source's write key."""
     client = Client()
 
-    def send(endpoint: str, document: Any, *, key: str | None = None, **headers: str) -> Any:
+    def send(
+        endpoint: str,
+        document: Any,
+        *,
+        key: str | None = None,
+        content_type: str = "application/json",
+        **headers: str,
+    ) -> Any:
         body = document if isinstance(document, bytes) else orjson.dumps(document)
         auth = basic(source_key[1] if key is None else key) if key != "" else None
         extra = {"HTTP_AUTHORIZATION": auth} if auth else {}
         return client.post(
-            f"/v1/{endpoint}",
-            data=body,
-            content_type="application/json",
-            **extra,
-            **headers,
+            f"/v1/{endpoint}", data=body, content_type=content_type, **extra, **headers
         )
 
     return send
@@ -106,6 +109,21 @@ def test_batch_and_its_import_alias_store_every_message(post: Post, endpoint: st
     assert response.status_code == 200
     assert sorted(InboxEvent.objects.values_list("message_id", flat=True)) == ["m-1", "m-2", "m-3"]
     assert InboxEvent.objects.get(message_id="m-2").anonymous_id == "anon-9"
+
+
+def test_analytics_js_one_letter_paths_with_the_key_in_the_body(
+    post: Post, source_key: tuple[Source, str]
+) -> None:
+    key = source_key[1]
+    page = {"type": "page", "anonymousId": "a-1", "name": "Home", "messageId": "p", "writeKey": key}
+    batched = {"batch": [track("b-1"), track("b-2")], "writeKey": key}
+
+    assert post("p", page, key="", content_type="text/plain").status_code == 200
+    assert post("t", {**track("t"), "writeKey": key}, key="").status_code == 200
+    assert post("b", batched, key="").status_code == 200
+
+    kinds = dict(InboxEvent.objects.values_list("message_id", "kind"))
+    assert kinds == {"p": "page", "t": "track", "b-1": "track", "b-2": "track"}
 
 
 def test_fields_of_the_inbox_row_follow_the_spec(post: Post) -> None:

@@ -45,38 +45,6 @@ def _day(value: str) -> date:
         raise argparse.ArgumentTypeError(_("not a date (YYYY-MM-DD): %s") % value) from None
 
 
-def _load_options(parser: argparse.ArgumentParser, default: Any) -> None:
-    """Options of ``load``, on the command itself (the alias) and on ``load``."""
-    parser.add_argument(
-        "--if-empty",
-        action="store_true",
-        default=default if default is argparse.SUPPRESS else False,
-        help="Do nothing when the database already has customers.",
-    )
-    parser.add_argument("--seed", type=int, default=default, help="Random seed (default 7).")
-    parser.add_argument(
-        "--customers",
-        type=int,
-        default=default,
-        help=f"Number of customers (default {DEFAULT_CUSTOMERS}).",
-    )
-    parser.add_argument(
-        "--months",
-        type=int,
-        default=default,
-        help=f"Months of product usage history (default {DEFAULT_MONTHS}).",
-    )
-    parser.add_argument(
-        "--metric-months",
-        type=int,
-        default=default,
-        help="Months of daily metric history to compute (default: all of the history).",
-    )
-    parser.add_argument(
-        "--today", type=_day, default=default, help="The simulation's today (default: today)."
-    )
-
-
 class Command(BaseCommand):
     help = (
         "The simulated demo company. `kizuna demo load` (or just `kizuna demo`) loads it into an "
@@ -85,56 +53,64 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        _load_options(parser, None)
-        actions = parser.add_subparsers(dest="action", metavar="{load,build}")
-        load = actions.add_parser(
-            "load", help="Load the demo company into the configured (empty) database."
+        parser.add_argument(
+            "action",
+            nargs="?",
+            choices=("load", "build"),
+            default="load",
+            help="load (the default): into the configured, empty database; build: as files.",
         )
-        _load_options(load, argparse.SUPPRESS)
-        build = actions.add_parser("build", help="Write a simulated company as files.")
-        build.add_argument("--out", type=Path, required=True, help="Folder to write into.")
-        build.add_argument(
+        parser.add_argument("--seed", type=int, default=7, help="Random seed (default 7).")
+        parser.add_argument(
             "--customers",
             type=int,
-            default=argparse.SUPPRESS,
-            help=f"Number of customers (default {BUILD_CUSTOMERS:,}).",
+            help=f"Number of customers (load: {DEFAULT_CUSTOMERS}; build: {BUILD_CUSTOMERS:,}).",
         )
-        build.add_argument(
+        parser.add_argument(
             "--months",
             type=int,
-            default=argparse.SUPPRESS,
-            help=f"Months of events up to today (default {BUILD_MONTHS}).",
+            help=f"Months of product usage history (load: {DEFAULT_MONTHS}; build: {BUILD_MONTHS}).",
         )
-        build.add_argument(
-            "--seed", type=int, default=argparse.SUPPRESS, help="Random seed (default 7)."
+        parser.add_argument(
+            "--today", type=_day, help="The simulation's today, YYYY-MM-DD (default: today)."
         )
-        build.add_argument(
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="load: do nothing when the database already has customers.",
+        )
+        parser.add_argument(
+            "--metric-months",
+            type=int,
+            help="load: months of daily metric history to compute (default: all the history).",
+        )
+        parser.add_argument("--out", type=Path, help="build: the folder to write into.")
+        parser.add_argument(
             "--events",
             type=int,
-            default=None,
-            help="About this many events: every customer's seats are scaled to match.",
-        )
-        build.add_argument(
-            "--today", type=_day, default=argparse.SUPPRESS, help="The simulation's today."
+            help="build: about this many events (every customer's seats are scaled to match).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options.get("action") == "build":
+        if options["action"] == "build":
+            if options["if_empty"] or options["metric_months"] is not None:
+                raise CommandError(_("--if-empty and --metric-months are options of load."))
             self._build(options)
         else:
+            if options["out"] is not None or options["events"] is not None:
+                raise CommandError(_("--out and --events are options of build."))
             self._load(options)
 
     # -- load -----------------------------------------------------------------------------------
 
     def _load(self, options: dict[str, Any]) -> None:
-        customers = options.get("customers") or DEFAULT_CUSTOMERS
-        months = options.get("months") or DEFAULT_MONTHS
-        if customers < 1 or months < 1 or (options.get("metric_months") or 1) < 1:
+        customers = options["customers"] or DEFAULT_CUSTOMERS
+        months = options["months"] or DEFAULT_MONTHS
+        if customers < 1 or months < 1 or (options["metric_months"] or 1) < 1:
             raise CommandError(_("--customers, --months and --metric-months must be at least 1."))
-        if options.get("if_empty") and Customer.objects.exists():
+        if options["if_empty"] and Customer.objects.exists():
             self.stdout.write(_("The database already has customers: demo data not added."))
             return
-        seed = options.get("seed")
         console = Console(stderr=True)
         began = time.perf_counter()
         with _progress(console) as progress:
@@ -149,11 +125,11 @@ class Command(BaseCommand):
 
             try:
                 summary = load_demo(
-                    seed=7 if seed is None else seed,
+                    seed=options["seed"],
                     customers=customers,
                     months=months,
-                    today=options.get("today"),
-                    metric_months=options.get("metric_months"),
+                    today=options["today"],
+                    metric_months=options["metric_months"],
                     on_stage=on_stage,
                 )
             except DemoDataExistsError:
@@ -166,7 +142,7 @@ class Command(BaseCommand):
             except DemoLoadError as exc:
                 raise CommandError(str(exc)) from None
         self.stdout.write(_render(summary, time.perf_counter() - began))
-        if options.get("verbosity", 1) > 1:
+        if options["verbosity"] > 1:
             self.stdout.write(
                 " · ".join(f"{key} {seconds:.1f} s" for key, seconds in summary.seconds.items())
             )
@@ -174,15 +150,16 @@ class Command(BaseCommand):
     # -- build ----------------------------------------------------------------------------------
 
     def _build(self, options: dict[str, Any]) -> None:
-        customers = options.get("customers") or BUILD_CUSTOMERS
-        months = options.get("months") or BUILD_MONTHS
-        events = options.get("events")
+        customers = options["customers"] or BUILD_CUSTOMERS
+        months = options["months"] or BUILD_MONTHS
+        events = options["events"]
         if customers < 1 or months < 1 or (events is not None and events < 1):
             raise CommandError(_("--customers, --months and --events must be at least 1."))
-        out: Path = options["out"]
+        out: Path | None = options["out"]
+        if out is None:
+            raise CommandError(_("build needs --out DIR, the folder to write into."))
         if out.exists() and not out.is_dir():
             raise CommandError(_("%(out)s is not a folder.") % {"out": out})
-        seed = options.get("seed")
         console = Console(stderr=True)
         with _progress(console) as progress:
             tasks: dict[str, Any] = {}
@@ -197,8 +174,8 @@ class Command(BaseCommand):
                 out=out,
                 customers=customers,
                 months=months,
-                seed=7 if seed is None else seed,
-                today=options.get("today") or timezone.localdate(),
+                seed=options["seed"],
+                today=options["today"] or timezone.localdate(),
                 zone=settings.TIME_ZONE,
                 events=events,
                 progress=report,
