@@ -139,13 +139,11 @@ def send_raw(host: str, key: str, events: int, offset: int, threads: int = 4) ->
                       "error_count": len(failures), "latencies": latencies}))  # fmt: skip
 
 
-def run_senders(
-    host: str, key: str, events: int, senders: int, mode: str = "--send"
-) -> list[dict[str, Any]]:
+def run_senders(host: str, key: str, events: int, senders: int, mode: str) -> list[dict[str, Any]]:
     share = events // senders
     processes = [
         subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            [sys.executable, __file__, mode, host, key, str(share), str(index * share)],
+            [sys.executable, __file__, f"--send-{mode}", host, key, str(share), str(index * share)],
             stdout=subprocess.PIPE,
             env={**os.environ, "OMP_NUM_THREADS": "1"},
         )
@@ -246,12 +244,12 @@ def measure_baseline(events: int, senders: int, workers: int, mode: str) -> dict
         process.wait(timeout=20)
 
 
-SENDERS = {"--send": "Segment client", "--send-raw": "pre-encoded batches"}
+SENDERS = {"segment": "Segment client", "raw": "pre-encoded batches"}
 
 
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] in SENDERS:
-        sender = send if sys.argv[1] == "--send" else send_raw
+    if len(sys.argv) > 1 and sys.argv[1] in ("--send-segment", "--send-raw"):
+        sender = send if sys.argv[1] == "--send-segment" else send_raw
         sender(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -263,7 +261,7 @@ def main() -> int:
     parser.add_argument(
         "--modes",
         nargs="+",
-        default=["--send", "--send-raw"],
+        default=list(SENDERS),
         choices=list(SENDERS),
         help="Senders: the Segment client, and/or pre-encoded batches (4 threads per process).",
     )

@@ -71,7 +71,9 @@ def floors(path: Path, file_format: str, work: Path) -> tuple[float, float, int]
     count_seconds = time.perf_counter() - started
     copy = work / "floor-copy.parquet"
     started = time.perf_counter()
-    con.execute(f"COPY (SELECT * FROM {reader}('{path}')) TO '{copy}' (FORMAT parquet, COMPRESSION zstd)")
+    con.execute(
+        f"COPY (SELECT * FROM {reader}('{path}')) TO '{copy}' (FORMAT parquet, COMPRESSION zstd)"
+    )
     copy_seconds = time.perf_counter() - started
     copy.unlink()
     con.close()
@@ -115,7 +117,9 @@ def main() -> int:
         started = time.perf_counter()
         generate(path, args.rows, file_format)
         size_mb = path.stat().st_size / 1e6
-        print(f"-- {file_format}: {size_mb:,.0f} MB, generated in {time.perf_counter() - started:.1f} s")
+        print(
+            f"-- {file_format}: {size_mb:,.0f} MB, generated in {time.perf_counter() - started:.1f} s"
+        )
         floor, copy_floor, counted = floors(path, file_format, work)
         assert counted == args.rows
         child = subprocess.run(  # noqa: S603 - our own script
@@ -125,8 +129,12 @@ def main() -> int:
         figures = json.loads(child.stdout.strip().splitlines()[-1])
         seconds = figures["seconds"]
         assert figures["rows"] == args.rows
-        print(f"   floor: DuckDB count(*)         : {floor:7.2f} s  {args.rows / floor:13,.0f} rows/s")
-        print(f"   floor: DuckDB copy to Parquet  : {copy_floor:7.2f} s  {args.rows / copy_floor:13,.0f} rows/s")
+        print(
+            f"   floor: DuckDB count(*)         : {floor:7.2f} s  {args.rows / floor:13,.0f} rows/s"
+        )
+        print(
+            f"   floor: DuckDB copy to Parquet  : {copy_floor:7.2f} s  {args.rows / copy_floor:13,.0f} rows/s"
+        )
         print(f"   import_event_file              : {seconds:7.2f} s  {args.rows / seconds:13,.0f} rows/s"
               f"  ({seconds / floor:.1f}x count, {seconds / copy_floor:.1f}x copy; "
               f"{figures['files']} day files; peak RSS {figures['peak_mb']:,.0f} MB)")  # fmt: skip

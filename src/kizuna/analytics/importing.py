@@ -25,6 +25,7 @@ import contextlib
 import csv
 import gzip
 import hashlib
+import io
 import os
 import queue
 import re
@@ -35,11 +36,11 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -267,7 +268,12 @@ def import_event_file(
     content_hash, utf8 = _fingerprint(path, check_utf8=check_utf8)
     if file_format == "csv" and not check_utf8:
         utf8 = _is_utf8(path)
-    base = {"file_name": path.name, "file_format": file_format, "content_hash": content_hash}
+    base = EventImportResult(
+        file_name=path.name,
+        file_format=file_format,
+        status=ImportStatus.FAILED,
+        content_hash=content_hash,
+    )
 
     if not force and not dry_run:
         previous = (
@@ -284,8 +290,8 @@ def import_event_file(
                 "date": timezone.localtime(previous.created_at).strftime("%Y-%m-%d %H:%M"),
                 "rows": f"{previous.rows:,}",
             }
-            return EventImportResult(
-                **base,
+            return replace(
+                base,
                 status=ImportStatus.SKIPPED,
                 duplicate_of=previous.pk,
                 rows=previous.rows,
@@ -306,8 +312,8 @@ def import_event_file(
             name for name in source.names if name not in {c.source for c in columns.values()}
         )
         if dry_run:
-            return EventImportResult(
-                **base,
+            return replace(
+                base,
                 status=ImportStatus.CHECKED,
                 rows=rows,
                 days=days,
@@ -329,8 +335,8 @@ def import_event_file(
             EventImport.objects.filter(pk=event_import.pk).update(
                 errors=[_error_dict(EventRowError(None, None, "", reason))], files=[]
             )
-            return EventImportResult(
-                **base,
+            return replace(
+                base,
                 status=ImportStatus.FAILED,
                 import_id=event_import.pk,
                 rows=rows,
@@ -338,8 +344,8 @@ def import_event_file(
                 error_count=1,
                 seconds=time.monotonic() - started,
             )
-    return EventImportResult(
-        **base,
+    return replace(
+        base,
         status=ImportStatus.DONE,
         import_id=event_import.pk,
         rows=rows,
@@ -359,7 +365,7 @@ def _error_dict(error: EventRowError) -> dict[str, Any]:
 
 
 def _rejected(
-    base: dict[str, str],
+    base: EventImportResult,
     rejected: _RejectedError,
     user: User | None,
     dry_run: bool,
@@ -368,14 +374,14 @@ def _rejected(
     import_id = None
     if not dry_run:
         import_id = EventImport.objects.create(
-            file_name=base["file_name"],
-            content_hash=base["content_hash"],
+            file_name=base.file_name,
+            content_hash=base.content_hash,
             status=EventImport.Status.FAILED,
             errors=[_error_dict(error) for error in rejected.errors],
             created_by=user,
         ).pk
-    return EventImportResult(
-        **base,
+    return replace(
+        base,
         status=ImportStatus.FAILED,
         import_id=import_id,
         errors=tuple(rejected.errors),
@@ -437,9 +443,7 @@ def _watch(con: duckdb.DuckDBPyConnection, phase: str, report: Progress) -> Iter
 def _sql_error(exc: duckdb.Error, file_format: str) -> _RejectedError:
     """A DuckDB error reading the file, as a file-level error with its line when known."""
     text = str(exc)
-    line_match = re.search(r"CSV Error on Line: (\d+)", text) or re.search(
-        r"\bin line (\d+)", text
-    )
+    line_match = re.search(r"CSV Error on Line: (\d+)", text) or re.search(r"\bin line (\d+)", text)
     line = int(line_match.group(1)) if line_match else None
     columns = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
     original = re.search(r"Original Line: (.*)", text)
@@ -502,7 +506,7 @@ def _open_source(
     return _open_parquet(con, link)
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def _open_binary(path: Path) -> io.BufferedIOBase:
     if path.suffix.lower() == ".gz":
         return gzip.open(path, "rb")
     return path.open("rb")
@@ -554,7 +558,7 @@ def _open_csv(con: duckdb.DuckDBPyConnection, path: Path, work: Path, utf8: bool
     # missing or extra cell is an error naming its line, not a silent shift.
     columns = ", ".join(f"{_literal(f'f{index}')}: 'VARCHAR'" for index in range(len(names)))
     con.execute(
-        "CREATE VIEW raw AS SELECT false AS _not_object, * FROM read_csv("
+        "CREATE VIEW raw AS SELECT false AS _not_object, * FROM read_csv("  # noqa: S608 - names generated here, values quoted by _literal
         f"{_literal(str(path))}, columns = {{{columns}}}, header = true, auto_detect = false, "
         f"delim = {_literal(delimiter)}, quote = '\"', escape = '\"', strict_mode = true, "
         "null_padding = false)"
@@ -572,7 +576,7 @@ def _open_ndjson(con: duckdb.DuckDBPyConnection, path: Path, report: Progress) -
     try:
         with _watch(con, "reading", report):
             con.execute(
-                f"CREATE TABLE src AS SELECT json FROM read_ndjson_objects({_literal(str(path))})"
+                f"CREATE TABLE src AS SELECT json FROM read_ndjson_objects({_literal(str(path))})"  # noqa: S608 - names generated here, values quoted by _literal
             )
         keys = con.execute(
             "SELECT key FROM (SELECT unnest(json_keys(json)) AS key, rowid AS r FROM src "
@@ -593,7 +597,7 @@ def _open_ndjson(con: duckdb.DuckDBPyConnection, path: Path, report: Progress) -
         )
     columns = "".join(f", {expression}" for expression in selected)
     con.execute(
-        "CREATE VIEW raw AS SELECT rowid AS _row, "
+        "CREATE VIEW raw AS SELECT rowid AS _row, "  # noqa: S608 - names generated here, values quoted by _literal
         f"coalesce(json_type(json) <> 'OBJECT', true) AS _not_object{columns} FROM src"
     )
     return _Source(
@@ -608,7 +612,7 @@ def _open_ndjson(con: duckdb.DuckDBPyConnection, path: Path, report: Progress) -
 def _open_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> _Source:
     read = f"read_parquet({_literal(str(path))}, file_row_number = true)"
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {read}").fetchall()
+        described = con.execute(f"DESCRIBE SELECT * FROM {read}").fetchall()  # noqa: S608 - names generated here, values quoted by _literal
     except duckdb.Error as exc:
         raise _sql_error(exc, "parquet") from None
     described = [row for row in described if row[0] != "file_row_number"]
@@ -617,7 +621,7 @@ def _open_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> _Source:
         f", {_ident(name)} AS {_ident(f'f{index}')}" for index, name in enumerate(names)
     )
     con.execute(
-        f"CREATE VIEW raw AS SELECT file_row_number AS _row, false AS _not_object{selected} "
+        f"CREATE VIEW raw AS SELECT file_row_number AS _row, false AS _not_object{selected} "  # noqa: S608 - names generated here, values quoted by _literal
         f"FROM {read}"
     )
     return _Source(
@@ -839,8 +843,7 @@ def _check(
         "type_missing": "NOT _not_object AND p_event_type IS NULL",
         "who_missing": "NOT _not_object AND p_account_key IS NULL AND p_user_id IS NULL",
         "value_invalid": (
-            "NOT _not_object AND g_value "
-            "AND (p_event_value IS NULL OR NOT isfinite(p_event_value))"
+            "NOT _not_object AND g_value AND (p_event_value IS NULL OR NOT isfinite(p_event_value))"
         ),
         "properties_invalid": (
             "NOT _not_object AND p_properties IS NOT NULL AND NOT coalesce("
@@ -855,7 +858,7 @@ def _check(
     kept = ", ".join(f"p_{name}" for name in parsed)
     flags = ", ".join(f"({condition}) AS e_{name}" for name, condition in checks.items())
     statement = (
-        f"CREATE TABLE checked AS SELECT {kept}, CAST(p_event_time AS DATE) AS p_event_date, "
+        f"CREATE TABLE checked AS SELECT {kept}, CAST(p_event_time AS DATE) AS p_event_date, "  # noqa: S608 - names generated here, values quoted by _literal
         f"{flags} FROM (SELECT _not_object, {parsed_sql}, {given} FROM raw)"
     )
     try:
@@ -878,7 +881,7 @@ def _validate(
     with _watch(con, "validating", report):
         # One pass: rows per day and problems per check.
         per_day = con.execute(
-            f"SELECT p_event_date, count(*), count(*) FILTER (WHERE {any_bad}), {counts} "
+            f"SELECT p_event_date, count(*), count(*) FILTER (WHERE {any_bad}), {counts} "  # noqa: S608 - names generated here, values quoted by _literal
             "FROM checked GROUP BY p_event_date"
         ).fetchall()
     rows = sum(int(values[1]) for values in per_day)
@@ -904,7 +907,7 @@ def _list_errors(
 ) -> list[EventRowError]:
     """The first MAX_REPORTED_ERRORS problems, with the values as the file has them."""
     listed = con.execute(
-        f"SELECT rowid, {', '.join(flags)} FROM checked WHERE {' OR '.join(flags)} "
+        f"SELECT rowid, {', '.join(flags)} FROM checked WHERE {' OR '.join(flags)} "  # noqa: S608 - names generated here, values quoted by _literal
         f"ORDER BY rowid LIMIT {MAX_REPORTED_ERRORS}"
     ).fetchall()
     shown_targets = [target for target in TARGETS if target in columns]
@@ -1144,4 +1147,3 @@ def _ident(name: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-

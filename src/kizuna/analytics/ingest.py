@@ -23,6 +23,7 @@ Decisions (Segment's spec where it has one):
 
 import base64
 import binascii
+import contextlib
 import logging
 import threading
 import time
@@ -75,7 +76,7 @@ class Reason:
 
 @dataclass(frozen=True)
 class MessageError:
-    index: int
+    index: int | None  # None: the batch envelope itself
     message: str
 
 
@@ -233,9 +234,9 @@ def inbox_rows(
     if envelope_sent_at is not None:
         batch_sent_at = _parse_time(envelope_sent_at)
         if batch_sent_at is None:
-            errors.append(MessageError(0, "the batch's sentAt is not an ISO 8601 date-time"))
+            errors.append(MessageError(None, "the batch's sentAt is not an ISO 8601 date-time"))
     if envelope_context is not None and not isinstance(envelope_context, dict):
-        errors.append(MessageError(0, "the batch's context must be an object"))
+        errors.append(MessageError(None, "the batch's context must be an object"))
         envelope_context = None
 
     for index, message in enumerate(messages):
@@ -293,7 +294,7 @@ def _row(
     envelope_integrations: Any,
     adapt: Any,
 ) -> InboxRow:
-    where = f"message {index}"
+    where = _Where(index)
     if implied_type is None:
         named = message.get("type")
         if named is None:
@@ -346,14 +347,14 @@ def _row(
             raise _InvalidMessageError(f"{where}: a group call needs a groupId")
         account_key = group_id
     else:
-        account_key = ""
-        holders = [(context, "groupId"), (context, "group_id")]
-        if payload_key == "properties":
-            holders.append((details, "groupId"))
-        for holder, key in holders:
-            if holder and holder.get(key) is not None:
-                account_key = _identifier(holder[key], where, key)
-                break
+        account = None
+        if context:
+            account = context.get("groupId")
+            if account is None:
+                account = context.get("group_id")
+        if account is None and payload_key == "properties":
+            account = details.get("groupId")
+        account_key = _identifier(account, where, "groupId")
         if not account_key and envelope_context:
             account_key = _identifier(envelope_context.get("groupId"), where, "context.groupId")
 
@@ -392,6 +393,7 @@ def _row(
     feature = details.get("feature")
     feature = _checked(feature, where, "properties.feature") if isinstance(feature, str) else ""
 
+    message.pop("writeKey", None)  # analytics.js repeats the key in every message: not kept
     payload = orjson.dumps(message)
     if len(payload) > MAX_MESSAGE_BYTES:
         raise _InvalidMessageError(f"{where} exceeds 32KB ({len(payload):,} bytes)")
@@ -423,18 +425,32 @@ def _row(
     )
 
 
-def _identifier(value: Any, where: str, name: str) -> str:
+class _Where:
+    """``message N``, formatted only when a message turns out to be wrong."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __str__(self) -> str:
+        return f"message {self.index}"
+
+
+def _identifier(value: Any, where: _Where, name: str) -> str:
     """An id field as text ('' when absent); Segment allows strings and numbers."""
     if value is None:
         return ""
-    if isinstance(value, str):
+    if type(value) is str:
+        if len(value) <= MAX_FIELD_LENGTH and "\x00" not in value:
+            return value  # the common case, without another call
         return _checked(value, where, name)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise _InvalidMessageError(f"{where}: {name} must be a string or a number")
 
 
-def _checked(value: str, where: str, name: str) -> str:
+def _checked(value: str, where: _Where, name: str) -> str:
     if len(value) > MAX_FIELD_LENGTH:
         raise _InvalidMessageError(f"{where}: {name} is longer than {MAX_FIELD_LENGTH} characters")
     if "\x00" in value:
@@ -480,6 +496,8 @@ INBOX_COLUMNS = (
 )
 
 
+_sqlite_writer = threading.Lock()
+
 # PostgreSQL takes a request's rows as one array per column (one statement, one round trip).
 POSTGRES_ARRAY_TYPES = ("bigint", "text", "text", "text", "timestamptz", "timestamptz",
                         "text", "text", "text", "float8", "text", "text")  # fmt: skip
@@ -507,8 +525,11 @@ def store(source_id: int, rows: Sequence[InboxRow]) -> int:
     """
     if not rows:
         return 0
+    # SQLite has one writer at a time and its busy handler polls with growing sleeps; the
+    # server's threads take turns on a lock instead, so only processes contend for the file.
+    turn = _sqlite_writer if connection.vendor == "sqlite" else contextlib.nullcontext()
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with turn, transaction.atomic(), connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(_insert_sql(), [list(column) for column in zip(*rows, strict=True)])
             else:

@@ -48,7 +48,7 @@ from kizuna.analytics.metrics import run_metrics
 from kizuna.analytics.models import UsageSettings
 from kizuna.analytics.sources import create_source
 from kizuna.core import timeline
-from kizuna.core.models import MANUAL_TIMELINE_KINDS, User
+from kizuna.core.models import MANUAL_TIMELINE_KINDS, TimelineEntry, TimelineKind, User
 from kizuna.customers.importing import import_and_record
 from kizuna.customers.models import Customer, Plan, Product
 from kizuna.customers.services import (
@@ -222,17 +222,34 @@ def assign_owners(ctx: LoadContext, progress: StageProgress) -> None:
 
 
 def record_handoffs(ctx: LoadContext, progress: StageProgress) -> None:
-    """Sales handoffs of the customers that started in the last four months."""
+    """Sales handoffs of the customers that started in the last four months.
+
+    The handoff service notes each on the timeline after commit, dated now; the demo then dates
+    those entries on the day of the handoff (a callback registered after the service's runs
+    after it).
+    """
     pending = [c for c in ctx.simulated if c.handoff is not None]
     customers = Customer.objects.in_bulk([ctx.customer_ids[c.external_id] for c in pending])
+    zone = ZoneInfo(settings.TIME_ZONE)
+    handed: dict[int, datetime] = {}
     with transaction.atomic():
         for c in pending:
             assert c.handoff is not None
-            record_handoff(
+            handoff = record_handoff(
                 customer=customers[ctx.customer_ids[c.external_id]],
                 actor=ctx.staff["manager"],
                 **c.handoff,
             )
+            day = c.handoff["handed_off_on"]
+            handed[handoff.pk] = datetime.combine(day, datetime.min.time(), zone).replace(hour=17)
+
+        def backdate() -> None:
+            for handoff_id, when in handed.items():
+                TimelineEntry.objects.filter(
+                    kind=TimelineKind.HANDOFF_RECORDED, payload__handoff_id=handoff_id
+                ).update(occurred_at=when)
+
+        transaction.on_commit(backdate)
     ctx.counts["handoffs"] = len(pending)
     progress(1, 1)
 

@@ -229,7 +229,10 @@ def test_parquet_with_typed_columns(tmp_path: Path) -> None:
         {
             "account_id": ["A", "B"],
             "event_time": pa.array(
-                [dt.datetime(2026, 11, 1, 15, 0, tzinfo=UTC), dt.datetime(2026, 11, 1, 14, 59)],
+                [
+                    dt.datetime(2026, 11, 1, 15, 0, tzinfo=UTC),
+                    dt.datetime(2026, 11, 1, 14, 59, tzinfo=UTC),
+                ],
                 pa.timestamp("ms", "UTC"),
             ),
             "event_type": ["login", "login"],
@@ -237,7 +240,14 @@ def test_parquet_with_typed_columns(tmp_path: Path) -> None:
             "event_value": pa.array([1, 2], pa.int32()),
         }
     )
-    local = pa.table({"when": pa.array([dt.datetime(2026, 11, 1, 23, 58)], pa.timestamp("us"))})
+    local = pa.table(
+        {
+            "when": pa.array(
+                [dt.datetime(2026, 11, 1, 23, 58, tzinfo=UTC).replace(tzinfo=None)],
+                pa.timestamp("us"),
+            )
+        }
+    )
     path = tmp_path / "events.parquet"
     pq.write_table(table, path)
     naive_path = tmp_path / "naive.parquet"

@@ -63,7 +63,9 @@ def test_every_acknowledged_batch_survives_a_kill_9_of_the_server(
     threads = [threading.Thread(target=sender, args=(n,)) for n in range(SENDERS)]
     for thread in threads:
         thread.start()
-    time.sleep(2.0)
+    deadline = time.monotonic() + 30  # both workers load Django on their first request
+    while len(acknowledged) < 40 * BATCH and time.monotonic() < deadline:
+        time.sleep(0.05)
     live.kill()  # SIGKILL to Granian and both workers, mid-flight
     time.sleep(0.3)
     stop.set()

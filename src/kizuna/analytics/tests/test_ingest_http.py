@@ -124,6 +124,7 @@ def test_analytics_js_one_letter_paths_with_the_key_in_the_body(
 
     kinds = dict(InboxEvent.objects.values_list("message_id", "kind"))
     assert kinds == {"p": "page", "t": "track", "b-1": "track", "b-2": "track"}
+    assert not InboxEvent.objects.filter(payload__contains=key).exists()  # the key is not kept
 
 
 def test_fields_of_the_inbox_row_follow_the_spec(post: Post) -> None:
@@ -378,11 +379,16 @@ def test_an_invalid_message_refuses_the_batch_naming_the_message(
     assert IngestRejection.objects.get().events == 2
 
 
-def test_batch_must_be_a_list(post: Post) -> None:
+def test_batch_must_be_a_list_and_its_envelope_well_formed(post: Post) -> None:
     response = post("batch", {"batch": {"type": "track"}})
+    bad_sent_at = post("batch", {"batch": [track()], "sentAt": "now"})
 
     assert response.status_code == 400
     assert response.json()["message"] == "'batch' must be a list of messages"
+    assert bad_sent_at.status_code == 400
+    assert bad_sent_at.json()["errors"] == [
+        {"index": None, "message": "the batch's sentAt is not an ISO 8601 date-time"}
+    ]
 
 
 # --- duplicates, method, CORS, busy database ---------------------------------------------------

@@ -139,7 +139,12 @@ def _render(result: EventImportResult) -> str:
     if result.status == ImportStatus.DONE:
         console.print(
             _("%(name)s: imported %(rows)s events over %(days)d day(s) as import #%(id)d.")
-            % {"name": name, "rows": f"{result.rows:,}", "days": len(result.days), "id": result.import_id}
+            % {
+                "name": name,
+                "rows": f"{result.rows:,}",
+                "days": len(result.days),
+                "id": result.import_id,
+            }
         )
     elif result.status == ImportStatus.CHECKED:
         console.print(
@@ -165,5 +170,7 @@ def _render(result: EventImportResult) -> str:
                 % {"bad": f"{result.bad_rows:,}", "errors": f"{result.error_count:,}"}
             )
     if result.ok and result.ignored_columns:
-        console.print(_("Ignored columns: %(columns)s") % {"columns": ", ".join(result.ignored_columns)})
+        console.print(
+            _("Ignored columns: %(columns)s") % {"columns": ", ".join(result.ignored_columns)}
+        )
     return buffer.getvalue().rstrip("\n")

@@ -104,9 +104,13 @@ class Command(BaseCommand):
     # -- load -----------------------------------------------------------------------------------
 
     def _load(self, options: dict[str, Any]) -> None:
-        customers = options["customers"] or DEFAULT_CUSTOMERS
-        months = options["months"] or DEFAULT_MONTHS
-        if customers < 1 or months < 1 or (options["metric_months"] or 1) < 1:
+        customers = DEFAULT_CUSTOMERS if options["customers"] is None else options["customers"]
+        months = DEFAULT_MONTHS if options["months"] is None else options["months"]
+        if (
+            customers < 1
+            or months < 1
+            or (options["metric_months"] is not None and options["metric_months"] < 1)
+        ):
             raise CommandError(_("--customers, --months and --metric-months must be at least 1."))
         if options["if_empty"] and Customer.objects.exists():
             self.stdout.write(_("The database already has customers: demo data not added."))
@@ -150,8 +154,8 @@ class Command(BaseCommand):
     # -- build ----------------------------------------------------------------------------------
 
     def _build(self, options: dict[str, Any]) -> None:
-        customers = options["customers"] or BUILD_CUSTOMERS
-        months = options["months"] or BUILD_MONTHS
+        customers = BUILD_CUSTOMERS if options["customers"] is None else options["customers"]
+        months = BUILD_MONTHS if options["months"] is None else options["months"]
         events = options["events"]
         if customers < 1 or months < 1 or (events is not None and events < 1):
             raise CommandError(_("--customers, --months and --events must be at least 1."))
