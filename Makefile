@@ -23,7 +23,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 demo: $(VENV)/.runtime
 	@mkdir -p var
 	KIZUNA_ENV=dev $(BIN)/kizuna migrate --no-input -v0
-	KIZUNA_ENV=dev $(BIN)/kizuna demo --if-empty
+	KIZUNA_ENV=dev $(BIN)/kizuna demo load --if-empty
 	@echo ""
 	@echo "  Kizuna is running at http://127.0.0.1:8000/"
 	@echo "  Sign in as: admin / kizuna-demo   (also: manager, onboarding, adoption, expansion, viewer — same password)"

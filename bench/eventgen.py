@@ -213,13 +213,12 @@ def _target_population(
     population = _population(customers, events, days, rng)
     calendar = [end - timedelta(days=days - 1 - k) for k in range(days)]
     # Scale the users' habits so that the expected number of events is ``events``.
-    expected_sessions = sum(
-        float(_probabilities(population, k, days, day).sum()) for k, day in enumerate(calendar)
-    ) * 1.25
-    scale = events / max(1.0, expected_sessions * EVENTS_PER_SESSION)
-    population = Population(
-        **{**population.__dict__, "user_habit": population.user_habit * scale}
+    expected_sessions = (
+        sum(float(_probabilities(population, k, days, day).sum()) for k, day in enumerate(calendar))
+        * 1.25
     )
+    scale = events / max(1.0, expected_sessions * EVENTS_PER_SESSION)
+    population = Population(**{**population.__dict__, "user_habit": population.user_habit * scale})
     return population, calendar
 
 

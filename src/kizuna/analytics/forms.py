@@ -10,6 +10,7 @@ from django.db import models
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from kizuna.analytics import external
 from kizuna.analytics.models import (
     MetricDefinition,
     MetricKind,
@@ -21,18 +22,8 @@ from kizuna.analytics.models import (
 MAX_WINDOW_DAYS = 366
 # Event types and feature names: what SDKs send ("Report Exported", "login", "billing.view").
 NAME_PATTERN = re.compile(r"^[^\x00-\x1f,]{1,200}$")
-# Columns of the lake an external table can fill (``target=column`` lines).
-EXTERNAL_TARGETS = (
-    "event_time",
-    "event_type",
-    "user_id",
-    "anonymous_id",
-    "account_key",
-    "event_value",
-    "feature",
-    "message_id",
-    "kind",
-)
+# Columns of the lake an external table can fill (``target=column`` lines), and their aliases.
+EXTERNAL_TARGETS = external.TARGETS
 MASK = "********"
 
 
@@ -241,6 +232,7 @@ class UsageSettingsForm(forms.ModelForm):  # type: ignore[type-arg] # django-stu
             if not line:
                 continue
             target, separator, column = (part.strip() for part in line.partition("="))
+            target = external.ALIASES.get(target, target)
             if not separator or not target or not column:
                 raise ValidationError(
                     _("Line %(line)d: write target=column, e.g. event_time=occurred_at."),
@@ -265,8 +257,15 @@ class UsageSettingsForm(forms.ModelForm):  # type: ignore[type-arg] # django-stu
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
-        if cleaned.get("external_connection") and not cleaned.get("external_table"):
+        connection = cleaned.get("external_connection")
+        if connection and not cleaned.get("external_table"):
             self.add_error("external_table", _("Name the table that holds the events."))
+        elif connection and "external_columns" in cleaned:
+            config = external.ExternalConfig(
+                connection, cleaned["external_table"], cleaned["external_columns"]
+            )
+            for problem in external.mapping_problems(config):
+                self.add_error("external_columns", problem)
         return cleaned
 
 

@@ -62,7 +62,7 @@ MAX_REPORTED_ERRORS = 100
 # Rows per record batch (and Parquet row group) when writing the lake.
 BATCH_ROWS = 131_072
 # DuckDB's memory for one import; beyond it, DuckDB spills to the scratch folder on disk.
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = "512MB"
 # Interrupted imports (a killed process) older than this are cleaned up by the next import.
 STALE_AFTER = timedelta(days=1)
 
@@ -325,7 +325,9 @@ def import_event_file(
             content_hash=content_hash,
             status=EventImport.Status.FAILED,
             rows=rows,
-            errors=[_error_dict(EventRowError(None, None, "", _("interrupted")))],
+            errors=[
+                _error_dict(EventRowError(None, None, "", _("interrupted before it finished")))
+            ],
             created_by=user,
         )
         try:

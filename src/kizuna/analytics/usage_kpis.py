@@ -23,25 +23,13 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from kizuna.analytics import engine, lake
+from kizuna.analytics.metrics import SEAT_UNITS as METRIC_SEAT_UNITS
 from kizuna.analytics.models import UsageSettings
 
-# Units of a subscription's ``quantity`` that count licensed seats (compared lower-cased and
-# trimmed). Any other unit (connectors, GB, blank …) is no seat count.
-SEAT_UNITS = (
-    "seat",
-    "seats",
-    "user",
-    "users",
-    "license",
-    "licenses",
-    "licence",
-    "licences",
-    "席",
-    "シート",
-    "ユーザー",
-    "ユーザ",
-    "ライセンス",
-)
+# Units of a subscription's ``quantity`` that count licensed seats (compared trimmed and
+# lower-cased): the metrics engine's list, so the login rate and seat utilisation agree. Any
+# other unit (connectors, GB, blank …) is no seat count.
+SEAT_UNITS: tuple[str, ...] = tuple(sorted(METRIC_SEAT_UNITS))
 
 # What the caller passes in. ``k`` is the period (or window) index.
 PERIOD_POPULATION_SCHEMA = pa.schema(

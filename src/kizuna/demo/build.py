@@ -32,7 +32,7 @@ CHUNK_EVENTS = 1_000_000
 CHUNK_CUSTOMERS = 2_000
 PART_ROWS = 10_000_000
 ROW_GROUP_ROWS = 1_000_000
-ESTIMATE_SAMPLE = 300
+ESTIMATE_SAMPLE = 1_500
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,9 @@ def estimate_seat_scale(
 ) -> float:
     """The ``seat_scale`` that makes the company produce about ``events`` events.
 
-    Simulates a sample of customers spread over the company, twice: at full size, then at the
-    first guess (seat counts have a floor of one, so events are not quite proportional).
+    Simulates a sample of customers spread over the company and sums their expected events,
+    twice: at full size, then at the first guess (seat counts have a floor of one, so events are
+    not quite proportional to the scale).
     """
     start, end = _window(today, months)
     calendar = Calendar.of(
@@ -83,7 +84,7 @@ def estimate_seat_scale(
         simulator = Simulator(config=trial, seed=seed, today=today, customers=customers)
         sample = simulator.sample(min(customers, ESTIMATE_SAMPLE))
         generator = EventGenerator(config=trial, seed=seed, calendar=calendar)
-        produced = sum(len(generator.customer(c)) for c in sample)
+        produced = sum(generator.expected_events(c) for c in sample)
         expected = produced * customers / max(1, len(sample))
         if progress:
             progress("estimating", attempt + 1, 2)

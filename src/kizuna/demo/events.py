@@ -103,6 +103,14 @@ class _Vocabulary:
         )
 
 
+@dataclass(frozen=True)
+class _Activity:
+    offset: int  # the customer's first day in the window, as an index into the calendar
+    engagement: np.ndarray  # per day
+    with_connect: np.ndarray  # per day: the add-on is subscribed
+    probability: np.ndarray  # users × days: P(active), 0 where the user holds no seat
+
+
 @dataclass
 class CustomerEvents:
     """One customer's events as arrays: identity index, vocabulary index, time (µs), value."""
@@ -125,14 +133,13 @@ class EventGenerator:
         self.calendar = calendar
         self.vocabulary = _Vocabulary.of(config)
 
-    def customer(self, c: SimulatedCustomer) -> CustomerEvents:
-        """The events of ``c`` in the window (possibly none)."""
+    def _activity(self, c: SimulatedCustomer) -> "_Activity | None":
+        """P(active) of each product user on each day of the window (None: no day to show)."""
         calendar, activity = self.calendar, self.config.activity
-        rng = np.random.default_rng([self.seed, c.number, 2])
         first = max(calendar.start, c.first_start)
         days = (calendar.end - first).days
         if days <= 0 or not c.identities:
-            return _empty()
+            return None
         offset = (first - calendar.start).days
         ordinals = np.arange(days) + first.toordinal()
         week = (ordinals - c.first_start.toordinal()) // 7
@@ -140,14 +147,12 @@ class EventGenerator:
         engagement = c.engagement[week].astype(np.float64)
         provisioned = c.users[week]
         in_service = _covered(c, ANALYTICS.code, ordinals)
-        with_connect = _covered(c, CONNECT.code, ordinals)
         daily = (
             activity.base_rate
             * engagement
             * calendar.day_factor[offset : offset + days]
             * in_service
         )
-
         identities = c.identities
         habit = np.array([i.habit for i in identities])
         slot = np.array([i.slot for i in identities])
@@ -159,7 +164,31 @@ class EventGenerator:
             & (slot[:, None] < provisioned[None, :])
         )
         probability = np.minimum(habit[:, None] * daily[None, :], MAX_DAILY_PROBABILITY)
-        active = (rng.random(probability.shape) < probability) & holds_seat
+        return _Activity(
+            offset=offset,
+            engagement=engagement,
+            with_connect=_covered(c, CONNECT.code, ordinals),
+            probability=probability * holds_seat,
+        )
+
+    def expected_events(self, c: SimulatedCustomer) -> float:
+        """How many events ``customer`` produces on average (no random draw)."""
+        found = self._activity(c)
+        if found is None:
+            return 0.0
+        low, high = self.config.activity.actions_per_session
+        per_session = 1 + low + high * found.engagement
+        return float((found.probability.sum(axis=0) * per_session).sum())
+
+    def customer(self, c: SimulatedCustomer) -> CustomerEvents:
+        """The events of ``c`` in the window (possibly none)."""
+        calendar, activity = self.calendar, self.config.activity
+        rng = np.random.default_rng([self.seed, c.number, 2])
+        found = self._activity(c)
+        if found is None:
+            return _empty()
+        offset, engagement, with_connect = found.offset, found.engagement, found.with_connect
+        active = rng.random(found.probability.shape) < found.probability
         user, day = np.nonzero(active)
         if len(user) == 0:
             return _empty()

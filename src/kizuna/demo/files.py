@@ -13,7 +13,7 @@ import csv
 import io
 import json
 from dataclasses import asdict
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -205,26 +205,16 @@ class TruthWriter:
         self.writers["customers"].write_table(
             pa.Table.from_pylist([self._customer(c) for c in customers], schema=TRUTH_CUSTOMERS)
         )
-        weeks = [len(c.engagement) for c in customers]
+        weeks = np.array([len(c.engagement) for c in customers])
+        first = np.array([c.first_start for c in customers], dtype="datetime64[D]")
+        within = np.arange(weeks.sum()) - np.repeat(np.cumsum(weeks) - weeks, weeks)
         self.writers["engagement"].write_table(
             pa.table(
                 {
-                    "external_id": pa.array(
-                        [
-                            c.external_id
-                            for c, n in zip(customers, weeks, strict=True)
-                            for _ in range(n)
-                        ],
-                        pa.string(),
+                    "external_id": pa.array([c.external_id for c in customers], pa.string()).take(
+                        pa.array(np.repeat(np.arange(len(customers)), weeks))
                     ),
-                    "week_start": pa.array(
-                        [
-                            c.first_start + timedelta(days=7 * w)
-                            for c, n in zip(customers, weeks, strict=True)
-                            for w in range(n)
-                        ],
-                        pa.date32(),
-                    ),
+                    "week_start": pa.array(np.repeat(first, weeks) + within * 7, pa.date32()),
                     "engagement": pa.array(
                         _concat([c.engagement for c in customers]), pa.float32()
                     ),

@@ -45,7 +45,7 @@ from kizuna.analytics.configuration import save_usage_settings
 from kizuna.analytics.flush import flush_inbox
 from kizuna.analytics.importing import ImportStatus, import_event_file
 from kizuna.analytics.metrics import run_metrics
-from kizuna.analytics.models import UsageSettings
+from kizuna.analytics.models import Source, UsageSettings
 from kizuna.analytics.sources import create_source
 from kizuna.core import timeline
 from kizuna.core.models import MANUAL_TIMELINE_KINDS, TimelineEntry, TimelineKind, User
@@ -193,11 +193,13 @@ def _import(kind: str) -> Callable[[LoadContext, StageProgress], None]:
             )
         ctx.counts[kind] = report.created + report.updated
         if kind == "customers":
-            ctx.customer_ids = dict(
-                Customer.objects.filter(
-                    external_id__in=[c.external_id for c in ctx.simulated]
-                ).values_list("external_id", "pk")
-            )
+            wanted = [c.external_id for c in ctx.simulated]
+            ctx.customer_ids = {
+                str(external_id): pk
+                for external_id, pk in Customer.objects.filter(external_id__in=wanted).values_list(
+                    "external_id", "pk"
+                )
+            }
         ctx.counts[f"import_job_{kind}"] = job.pk
 
     return run
@@ -374,8 +376,6 @@ def ingest_latest_day(ctx: LoadContext, progress: StageProgress) -> None:
 
 
 def _unused_source_name() -> str:
-    from kizuna.analytics.models import Source
-
     name, n = SOURCE_NAME, 1
     while Source.objects.filter(name=name).exists():
         n += 1

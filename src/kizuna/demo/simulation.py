@@ -566,7 +566,8 @@ class _Life:
         renewal = self.config.renewal
         notice = renewal.notice_weeks_annual if self.bill >= 12 else renewal.notice_weeks_monthly
         self.decision_day = self.period_end - timedelta(weeks=notice)
-        self.decided, self.leaving, self.pending = False, False, None
+        self.decided, self.leaving = False, False
+        self.pending: tuple[int, int] | None = None  # (seats, rank) of the next period
         self.cause = ""
 
     def _period_row(self, *, end: date | None = None, status: str = "active") -> ContractRow:
@@ -851,7 +852,7 @@ class _Life:
         renewal, segment = self.config.renewal, self.profile.segment
         logit = segment.churn_logit + renewal.slope * (renewal.pivot - level)
         yearly = 1 / (1 + math.exp(-logit))
-        return 1 - (1 - yearly) ** (self.bill / 12)
+        return float(1 - (1 - yearly) ** (self.bill / 12))
 
     def _churn_cause(self, level: float) -> str:
         if self.dip_open and self.trained_on is None and self.departed_on is not None:

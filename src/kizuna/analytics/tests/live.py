@@ -5,6 +5,7 @@ embedded default, and the harder case for several web workers: they share one fi
 SQLite's locks). PostgreSQL's insert path is covered by the in-process tests on PostgreSQL.
 """
 
+import atexit
 import contextlib
 import functools
 import os
@@ -51,6 +52,7 @@ def _environment(root: Path, database: Path) -> dict[str, str]:
 def migrated_database() -> Path:
     """A freshly migrated SQLite file, made once per process and copied by every server."""
     root = Path(tempfile.mkdtemp(prefix="kizuna-live-template-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     database = root / "template.sqlite3"
     subprocess.run(  # noqa: S603 - fixed argv, no shell
         [KIZUNA, "migrate", "--verbosity", "0", "--skip-checks"],

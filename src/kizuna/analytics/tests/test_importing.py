@@ -431,6 +431,14 @@ def test_file_level_problems_get_a_clear_error(
     assert lake.event_files() == []
 
 
+def test_a_file_that_is_not_parquet_is_rejected(tmp_path: Path) -> None:
+    result = import_event_file(write(tmp_path, "events.parquet", "account_id,event_time\n"))
+
+    assert result.status == ImportStatus.FAILED
+    assert result.errors[0].reason.startswith("not a readable Parquet file")
+    assert lake.event_files() == []
+
+
 def test_unknown_format_and_bad_mapping_are_argument_errors(tmp_path: Path) -> None:
     path = write(tmp_path, "events.xlsx", "x")
     with pytest.raises(importing.EventImportError, match="--format"):
@@ -666,7 +674,10 @@ def test_the_command_dry_run_and_user_permission(
 def test_the_command_refuses_a_missing_file_and_an_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="no such file"):
         run(str(tmp_path / "missing.csv"))
+    good = write(tmp_path, "good.csv", STANDARD_CSV)
     with pytest.raises(CommandError, match="--format"):
-        run(str(write(tmp_path, "events.dat", "x")))
+        run(str(good), str(write(tmp_path, "events.dat", "x")))
+    # Names and formats are checked before any file is imported.
+    assert not EventImport.objects.exists()
     with pytest.raises(CommandError, match="target=column"):
         run(str(write(tmp_path, "events.csv", STANDARD_CSV)), "--map", "event_type")

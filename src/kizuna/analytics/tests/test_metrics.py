@@ -14,11 +14,13 @@ ending on d holds d−2, d−1 and d.
 
 import datetime as dt
 import json
+from collections import Counter
 from decimal import Decimal
 from io import StringIO
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
@@ -38,6 +40,7 @@ from kizuna.analytics.models import (
     MetricDefinition,
     MetricKind,
     MetricRun,
+    UsageSettings,
     WindowKind,
 )
 from kizuna.customers.models import Customer, Product, Subscription
@@ -61,7 +64,8 @@ EVENTS = [
     ("A", "u2", "login", "", None, dt.datetime(2026, 11, 5, 3, tzinfo=dt.UTC)),
     ("B", "b1", "login", "", None, dt.datetime(2026, 10, 29, 3, tzinfo=dt.UTC)),
     ("B", "b1", "login", "", None, dt.datetime(2026, 11, 4, 3, tzinfo=dt.UTC)),
-    ("C", "c1", "report", "reports", 4.0, dt.datetime(2026, 10, 31, 3, tzinfo=dt.UTC)),
+    # 4.0625 (exact in binary) is summed in thousandths, rounded half away from zero: 4.063
+    ("C", "c1", "report", "reports", 4.0625, dt.datetime(2026, 10, 31, 3, tzinfo=dt.UTC)),
     ("Z", "z1", "login", "", None, dt.datetime(2026, 10, 30, 3, tzinfo=dt.UTC)),
 ]
 
@@ -73,7 +77,7 @@ EVENTS = [
 #      11-02 u1 login, u2 view (dashboards)                   → 2 events, 1 login, users {u1,u2}
 #      11-05 u2 login                                         → 1 event,  1 login, users {u2}
 #   B  10-29 b1 login; 11-04 b1 login (after its service ended on 11-03)
-#   C  10-31 c1 report (reports, 4.0)
+#   C  10-31 c1 report (reports, 4.0625)
 EXPECTED: dict[tuple[str, str], list[Any]] = {
     # events in (d−3, d]: A per day 3,1,0,1,2,0,0,1,0 → 3, 3+1, 3+1+0, 1+0+1, 0+1+2, 1+2+0, 2+0+0, 0+0+1, 0+1+0
     ("A", "ev3"): [3, 4, 4, 2, 3, 3, 2, 1, 1],
@@ -88,7 +92,7 @@ EXPECTED: dict[tuple[str, str], list[Any]] = {
     ("C", "login3"): [ABSENT, ABSENT, 0, 0, 0, ABSENT, ABSENT, ABSENT, ABSENT],
     # event_value: A 2.5 on 10-29, 1.0 on 10-30, nothing else (logins carry no value)
     ("A", "val3"): [2.5, 3.5, 3.5, 1.0, 0, 0, 0, 0, 0],
-    ("C", "val3"): [ABSENT, ABSENT, 4.0, 4.0, 4.0, ABSENT, ABSENT, ABSENT, ABSENT],
+    ("C", "val3"): [ABSENT, ABSENT, 4.063, 4.063, 4.063, ABSENT, ABSENT, ABSENT, ABSENT],
     # distinct users: 10-29 {u1,u2}; 10-30 {u1,u2}; 10-31 {u1,u2}; 11-01 {u1 (10-30), u3};
     # 11-02 {u3,u1,u2}; 11-03 {u3,u1,u2}; 11-04 {u1,u2}; 11-05 {u2}; 11-06 {u2}
     ("A", "users3"): [2, 2, 2, 2, 3, 3, 2, 1, 1],
@@ -209,6 +213,44 @@ def test_every_kind_of_metric_matches_the_hand_computed_history(
     assert grid[("C", "users3")] == grid[("C", "ev3")]
 
 
+def test_chunks_of_a_few_days_give_the_same_history_as_one_pass(
+    customers: dict[str, Customer], test_metrics: list[MetricDefinition], events: None
+) -> None:
+    """Running sums, month-to-date bases and change lags carry over from chunk to chunk."""
+    with engine.session("duckdb") as con:
+        whole = compute_history(con, test_metrics, D(2026, 10, 1), END)
+        # 3 customers × 2 days per chunk: 21 chunks, across the month boundary.
+        pieces = compute_history(con, test_metrics, D(2026, 10, 1), END, cells=6)
+    assert pieces.to_pylist() == whole.to_pylist()
+    assert (
+        as_grid(pieces.filter(pc.greater_equal(pieces["day"], START)), customers)[
+            ("A", "users_month")
+        ]
+        == EXPECTED[("A", "users_month")]
+    )
+
+
+def test_active_users_and_days_follow_the_qualifying_event_types(
+    customers: dict[str, Customer], test_metrics: list[MetricDefinition], events: None
+) -> None:
+    settings_row = UsageSettings.load()
+    settings_row.qualifying_event_types = ["login"]
+    settings_row.save()
+    with engine.session("duckdb") as con:
+        table = compute_history(con, test_metrics, D(2026, 10, 30), D(2026, 10, 30))
+    values = {
+        row["metric"]: row["value"]
+        for row in table.to_pylist()
+        if row["customer_id"] == customers["A"].pk
+    }
+    # On 10-30 the window (10-27, 10-30] has A's logins of u1 and u2 on 10-29 (active users 2,
+    # 1 active day: u1's export on 10-30 is not a login) and 4 events of any kind.
+    assert (values["users3"], values["days3"], values["seats3"]) == (2.0, 1.0, 0.5)
+    assert values["ev3"] == 4.0
+    # A metric with its own event types keeps them.
+    assert values["login3"] == 2.0
+
+
 def test_weekly_step_measures_every_seventh_day_back_from_the_end(
     customers: dict[str, Customer], test_metrics: list[MetricDefinition], events: None
 ) -> None:
@@ -240,6 +282,19 @@ def test_a_run_writes_one_file_per_day_and_a_rerun_replaces_them(
     assert second.rows == first.rows
     assert MetricRun.objects.count() == 2
     assert CustomerMetric.objects.count() == 18
+
+
+def test_a_rerun_keeps_the_history_of_a_deactivated_metric_and_drops_a_deleted_ones(
+    customers: dict[str, Customer], test_metrics: list[MetricDefinition], events: None
+) -> None:
+    run_metrics(END, END, engine="duckdb")
+    MetricDefinition.objects.filter(key="ev3_change").delete()
+    MetricDefinition.objects.filter(key="login3").update(is_active=False)
+    run_metrics(END, END, engine="duckdb")
+    history = pq.read_table(lake.metric_files()[0])
+    counts = Counter(history["metric"].to_pylist())
+    # A and B have a row of every metric on 11-06: login3 kept, ev3_change gone.
+    assert counts == {d.key: 2 for d in test_metrics if d.key != "ev3_change"}
 
 
 def test_latest_values_are_kept_on_the_customer_with_the_previous_window(
@@ -321,7 +376,8 @@ def test_default_metrics_exist_after_migrate_and_are_recreated_only_when_missing
     keys = set(MetricDefinition.objects.values_list("key", flat=True))
     assert keys == {metric.key for metric in DEFAULT_METRICS}
     change = MetricDefinition.objects.get(key="active_users_28d_change")
-    assert change.base_metric is not None and change.base_metric.key == "active_users_28d"
+    assert change.base_metric is not None
+    assert change.base_metric.key == "active_users_28d"
     logins = MetricDefinition.objects.get(key="logins_28d")
     logins.name = "Sign-ins"
     logins.save()
@@ -369,8 +425,10 @@ def test_the_cli_runs_a_backfill_and_prints_json(
         "metrics", "run", "--start", "2026-10-29", "--end", "2026-11-06", "--json", stdout=out
     )
     payload = json.loads(out.getvalue())
-    assert payload["start"] == "2026-10-29" and payload["end"] == "2026-11-06"
-    assert payload["days"] == 9 and payload["engine"] == "duckdb"
+    assert payload["start"] == "2026-10-29"
+    assert payload["end"] == "2026-11-06"
+    assert payload["days"] == 9
+    assert payload["engine"] == "duckdb"
     assert payload["metrics"][0] == "ev3"
     assert payload["rows"] == sum(pq.read_metadata(p).num_rows for p in lake.metric_files())
 

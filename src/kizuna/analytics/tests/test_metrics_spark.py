@@ -1,23 +1,22 @@
 """The same metric definitions give identical histories on DuckDB and on PySpark (local mode)."""
 
+import json
 import shutil
-from collections.abc import Iterator
+from io import StringIO
 from typing import Any
 
 import ibis
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from django.core.management import call_command
 
 from kizuna.analytics import engine, lake
-from kizuna.analytics.metrics import compute_history, run_metrics
 from kizuna.analytics.models import CustomerMetric, MetricDefinition
 from kizuna.analytics.tests.test_metrics import (
-    END,
-    EVENTS,
     EXPECTED,
-    START,
     as_grid,
     customers,
-    event_table,
     events,
     test_metrics,
 )
@@ -42,9 +41,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[ibis.BaseBackend]:
+def spark() -> ibis.BaseBackend:
     """One local Spark session for every Spark test of the run (it takes ~17 s to start)."""
-    yield engine.connect("spark")
+    return engine.connect("spark")
 
 
 def rows(table: Any) -> list[tuple[Any, ...]]:
@@ -53,32 +52,16 @@ def rows(table: Any) -> list[tuple[Any, ...]]:
     )
 
 
-def test_duckdb_and_spark_compute_identical_histories(
+def test_duckdb_and_spark_compute_and_store_identical_histories(
     spark: ibis.BaseBackend,
     customers: dict[str, Customer],
     test_metrics: list[MetricDefinition],
     events: None,
 ) -> None:
-    with engine.session("duckdb") as con:
-        on_duckdb = compute_history(con, test_metrics, START, END)
-    on_spark = compute_history(spark, test_metrics, START, END)
-    assert on_spark.schema == lake.METRIC_SCHEMA
-    assert rows(on_spark) == rows(on_duckdb)
-    grid = as_grid(on_spark, customers)
-    for key, expected in EXPECTED.items():
-        assert grid.get(key) == pytest.approx(expected), key
-
-
-def test_a_run_on_spark_stores_what_a_run_on_duckdb_stores(
-    spark: ibis.BaseBackend,
-    customers: dict[str, Customer],
-    db: None,
-) -> None:
-    """The default metrics, through ``run_metrics``: same files, same latest values."""
-    lake.write_events(event_table(EVENTS), "import-000001")
+    """``kizuna metrics run`` on each engine: same files, same latest values, right answers."""
 
     def stored() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        history = [row for path in lake.metric_files() for row in rows(_read(path))]
+        history = [row for path in lake.metric_files() for row in rows(pq.read_table(path))]
         latest = sorted(
             CustomerMetric.objects.values_list(
                 "customer_id", "metric__key", "as_of", "value", "previous_value"
@@ -86,14 +69,21 @@ def test_a_run_on_spark_stores_what_a_run_on_duckdb_stores(
         )
         return history, latest
 
-    run_metrics(START, END, engine="duckdb")
+    call_command("metrics", "run", "--start", "2026-10-29", "--end", "2026-11-06",
+                 "--engine", "duckdb", "--json", stdout=StringIO())  # fmt: skip
     on_duckdb = stored()
-    assert on_duckdb[0] and on_duckdb[1]
-    run_metrics(START, END, engine="spark")
-    assert stored() == on_duckdb
-
-
-def _read(path: Any) -> Any:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path)
+    assert on_duckdb[0]
+    assert on_duckdb[1]
+    for path in lake.metric_files():
+        path.unlink()
+    CustomerMetric.objects.all().delete()
+    out = StringIO()
+    call_command("metrics", "run", "--start", "2026-10-29", "--end", "2026-11-06",
+                 "--engine", "spark", "--json", stdout=out)  # fmt: skip
+    assert json.loads(out.getvalue())["engine"] == "spark"
+    on_spark = stored()
+    assert on_spark == on_duckdb
+    history = pa.concat_tables(pq.read_table(path) for path in lake.metric_files())
+    grid = as_grid(history, customers)
+    for key, expected in EXPECTED.items():
+        assert grid.get(key) == pytest.approx(expected), key

@@ -370,27 +370,35 @@ def test_usage_settings_are_saved_as_lists_and_a_column_mapping(admin_client: Cl
             "key_features": "reports,dashboards",
             "external_connection": "postgres://reader:s3cret@db.example.com:5432/product",
             "external_table": "events",
-            "external_columns": "event_time=occurred_at\naccount_key = company_id\n",
+            "external_columns": "event_time=occurred_at\nevent_type = name\naccount_key=company_id\n",
         },
     )
     assert response.status_code == 302
     usage = UsageSettings.load()
     assert usage.qualifying_event_types == ["login", "page_view"]
     assert usage.key_features == ["reports", "dashboards"]
-    assert usage.external_columns == {"event_time": "occurred_at", "account_key": "company_id"}
+    assert usage.external_columns == {
+        "event_time": "occurred_at",
+        "event_type": "name",
+        "account_key": "company_id",
+    }
     # The password never goes back to the browser, and saving the form unchanged keeps it.
     html = _html(admin_client.get(METRICS))
     assert "s3cret" not in html
     assert "postgres://reader:********@db.example.com:5432/product" in html
-    admin_client.post(
+    response = admin_client.post(
         USAGE_SETTINGS,
         {
+            "key_features": "reports",
             "external_connection": "postgres://reader:********@db.example.com:5432/product",
             "external_table": "events",
+            "external_columns": "event_time=occurred_at\nevent_type=name\nuser_id=member",
         },
     )
+    assert response.status_code == 302
     usage.refresh_from_db()
     assert usage.external_connection == "postgres://reader:s3cret@db.example.com:5432/product"
+    assert usage.external_columns["user_id"] == "member"
 
 
 @pytest.mark.parametrize(
@@ -399,6 +407,7 @@ def test_usage_settings_are_saved_as_lists_and_a_column_mapping(admin_client: Cl
         ("event_time occurred_at", "Line 1: write target=column"),
         ("event_time=occurred_at\ncolour=hue", "Line 2: unknown target “colour”"),
         ("event_time=a\nevent_time=b", "Line 2: “event_time” is mapped twice"),
+        ("event_time=a", "event_type, account_key / user_id"),
     ],
 )
 def test_a_bad_column_mapping_names_its_line(
@@ -431,7 +440,7 @@ def test_check_connection_shows_the_problems_found(
         {
             "external_connection": "duckdb:///tmp/warehouse.db",
             "external_table": "events",
-            "external_columns": "event_time=occurred_at",
+            "external_columns": "event_time=occurred_at\nevent_type=name\naccount_id=company_id",
             "check": "1",
         },
     )
@@ -439,7 +448,13 @@ def test_check_connection_shows_the_problems_found(
     html = _html(response)
     assert 'id="external-check"' in html
     assert "column occurred_at is missing from events" in html
-    assert UsageSettings.load().external_table == "events"
+    usage = UsageSettings.load()
+    assert usage.external_table == "events"
+    assert usage.external_columns == {  # account_id is another name of account_key
+        "event_time": "occurred_at",
+        "event_type": "name",
+        "account_key": "company_id",
+    }
 
 
 # --- Customer 360 usage panel ------------------------------------------------------------------

@@ -5,6 +5,7 @@ simulated once: large enough for the effects to be clear, small enough to take a
 """
 
 import itertools
+import time
 from collections import defaultdict
 from datetime import date, timedelta
 
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 
 from kizuna.demo.config import DEFAULT_CONFIG
+from kizuna.demo.events import Calendar, EventGenerator
+from kizuna.demo.load import DEFAULT_CUSTOMERS, DEFAULT_MONTHS
 from kizuna.demo.simulation import (
     ADMIN,
     CHAMPION,
@@ -286,3 +289,21 @@ def test_the_stories_of_the_demo_are_there_for_sure() -> None:
     stalled = company["onboarding_stalled"]
     assert stalled.stage == "onboarding"
     assert "onboarding_stalled" in stalled.kinds()
+
+
+def test_the_default_demo_is_a_few_hundred_customers_and_a_year_and_a_half_of_usage() -> None:
+    """The size ``make demo`` loads; its full load and metrics are timed by bench/bench_demo.py
+    (under a minute on an idle two-core machine, target three minutes)."""
+    assert 200 <= DEFAULT_CUSTOMERS <= 500
+    assert DEFAULT_MONTHS == 18
+    started = time.perf_counter()
+    company = _simulate(DEFAULT_CUSTOMERS, seed=7)
+    assert time.perf_counter() - started < 15
+    calendar = Calendar.of(
+        start=add_months(TODAY, -DEFAULT_MONTHS), end=TODAY, zone="Asia/Tokyo",
+        weekend_factor=DEFAULT_CONFIG.activity.weekend_factor,
+    )  # fmt: skip
+    generator = EventGenerator(config=DEFAULT_CONFIG, seed=7, calendar=calendar)
+    events = sum(generator.expected_events(c) for c in company)
+    # Enough for every chart and metric, few enough to load and compute in the time budget.
+    assert 3_000_000 < events < 10_000_000

@@ -17,8 +17,12 @@ from kizuna.analytics.importing import (
     EventImportError,
     EventImportResult,
     ImportStatus,
+    detect_format,
     import_event_file,
     parse_mapping,
+)
+from kizuna.analytics.importing import (
+    Progress as ImportProgress,
 )
 from kizuna.core.access import cli_user
 from kizuna.core.roles import Capability
@@ -63,9 +67,14 @@ class Command(BaseCommand):
         except EventImportError as exc:
             raise CommandError(str(exc)) from None
         files: list[Path] = options["files"]
+        # Every file's name and format is checked before the first is imported.
         for path in files:
             if not path.is_file():
                 raise CommandError(_("cannot read %(path)s: no such file") % {"path": path})
+            try:
+                detect_format(path, options["format"])
+            except EventImportError as exc:
+                raise CommandError(str(exc)) from None
 
         console = Console(stderr=True)
         results: list[EventImportResult] = []
@@ -85,7 +94,7 @@ class Command(BaseCommand):
                         mapping=mapping or None,
                         fmt=options["format"],
                         force=options["force"],
-                        progress=_progress_reporter(progress, task, path.name),
+                        progress=_progress_reporter(progress, task),
                         user=user,
                         dry_run=options["dry_run"],
                     )
@@ -120,7 +129,7 @@ class Command(BaseCommand):
 _PHASES = {"reading": 0, "validating": 1, "preparing": 2, "writing": 3}
 
 
-def _progress_reporter(progress: Progress, task: TaskID, name: str) -> Any:
+def _progress_reporter(progress: Progress, task: TaskID) -> ImportProgress:
     def report(phase: str, done: int, total: int) -> None:
         # One bar per file, four phases: reading, validating, preparing, writing (per day).
         step = _PHASES.get(phase, 0)

@@ -52,7 +52,9 @@ class Command(BaseCommand):
             default="day",
             help="Measure every day, or every 7th day counting back from --end.",
         )
-        parser.add_argument("--user", help="Act as this user (needs the manage_metrics permission).")
+        parser.add_argument(
+            "--user", help="Act as this user (needs the manage_metrics permission)."
+        )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -128,4 +130,6 @@ class Command(BaseCommand):
         for row in rows:
             window = "month" if row["window_kind"] == "calendar_month" else f"{row['window_days']}d"
             flag = "" if row["active"] else "  (inactive)"
-            self.stdout.write(f"{row['key']:<28} {row['kind']:<17} {window:>6}  {row['name']}{flag}")
+            self.stdout.write(
+                f"{row['key']:<28} {row['kind']:<17} {window:>6}  {row['name']}{flag}"
+            )

@@ -1,5 +1,6 @@
 """``kizuna worker``: the periodic jobs of usage analytics (lake flush, nightly metrics)."""
 
+import contextlib
 import logging
 import time
 from argparse import ArgumentParser
@@ -17,8 +18,9 @@ logger = logging.getLogger("kizuna.analytics.worker")
 
 class Command(BaseCommand):
     help = (
-        "Run the lake flush every --flush-every seconds and, once a day, the incremental "
-        "metrics run. Several workers may run at once: only one flushes at a time."
+        "Run the lake flush every --flush-every seconds, and the incremental metrics run when "
+        "the worker starts and after each midnight (TIME_ZONE). Several workers may run at "
+        "once: only one flushes at a time."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -34,6 +36,10 @@ class Command(BaseCommand):
         every = options["flush_every"]
         if every <= 0:
             raise CommandError("--flush-every must be positive")
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C; a kill mid-flush is safe too
+            self._loop(every=every, once=options["once"])
+
+    def _loop(self, *, every: float, once: bool) -> None:
         last_daily: date | None = None
         while True:
             started = time.monotonic()
@@ -42,7 +48,7 @@ class Command(BaseCommand):
             if last_daily != today:
                 self._daily()
                 last_daily = today
-            if options["once"]:
+            if once:
                 return
             time.sleep(max(0.0, every - (time.monotonic() - started)))
             close_old_connections()  # a long-lived process: drop broken or expired connections

@@ -192,13 +192,15 @@ class Command(BaseCommand):
                 "months": summary.months,
                 "out": summary.out,
             },
-            _("  %(contacts)s contacts, %(subscriptions)s subscription rows, %(files)d event files")
+            "  "
+            + _("%(contacts)s contacts, %(subscriptions)s subscription rows, %(files)d event files")
             % {
                 "contacts": f"{summary.rows['contacts']:,}",
                 "subscriptions": f"{summary.rows['subscriptions']:,}",
                 "files": len(summary.event_files),
             },
-            _("  %(size).1f MB in %(seconds).1f s; seat scale %(scale).4f")
+            "  "
+            + _("%(size).1f MB in %(seconds).1f s; seat scale %(scale).4f")
             % {
                 "size": summary.bytes / 1e6,
                 "seconds": summary.seconds,
