@@ -58,7 +58,7 @@ pytest: $(VENV)/.dev browser
 pytest-postgres: $(VENV)/.dev
 	@if [ -n "$${KIZUNA_TEST_DATABASE_URL:-}" ]; then \
 	  echo "== PostgreSQL: $$KIZUNA_TEST_DATABASE_URL"; \
-	  DATABASE_URL="$$KIZUNA_TEST_DATABASE_URL" KIZUNA_EXPECT_POSTGRES=1 $(BIN)/pytest -q -m "not e2e and not spark"; \
+	  DATABASE_URL="$$KIZUNA_TEST_DATABASE_URL" KIZUNA_EXPECT_POSTGRES=1 $(BIN)/pytest -q -m "not e2e and not spark and not live"; \
 	elif [ -n "$${CI:-}" ]; then \
 	  echo "CI must set KIZUNA_TEST_DATABASE_URL (the PostgreSQL tests may not be skipped)"; exit 1; \
 	else echo "(KIZUNA_TEST_DATABASE_URL not set: PostgreSQL run skipped outside CI)"; fi
