@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, connections, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from kizuna.analytics import engine, flush, ingest, lake, sources
 from kizuna.analytics.models import (
@@ -459,9 +459,9 @@ def test_sources_command_prints_only_the_new_key_lists_and_revokes(db: None, cap
     ]
     call_command("sources", "revoke", "mobile")
     assert sources.lookup_write_key(key) == sources.KeyLookup(source.id, "mobile", False)
-    with pytest.raises(CommandError, match="already exists"):
+    with pytest.raises(CommandError, match="already exists"), translation.override("en"):
         call_command("sources", "create", "mobile")
-    with pytest.raises(CommandError, match="no source named"):
+    with pytest.raises(CommandError, match="no source named"), translation.override("en"):
         call_command("sources", "revoke", "nothing")
 
 
