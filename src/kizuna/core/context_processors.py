@@ -11,6 +11,7 @@ from kizuna.core.extensions import customer_panels, settings_tabs
 NAVIGATION = (
     ("core:home", _("Home"), "home"),
     ("customers:list", _("Customers"), "customers"),
+    ("lifecycle:portfolio", _("Portfolio"), "portfolio"),
     (None, _("Onboarding"), "onboarding"),
     (None, _("Health"), "health"),
     (None, _("Tasks"), "tasks"),

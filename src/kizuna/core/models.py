@@ -108,6 +108,14 @@ class TimelineKind(models.TextChoices):
     IMPORT = "import", _("Import")
     SUBSCRIPTION_CHANGED = "subscription.changed", _("Subscription changed")
     HANDOFF_RECORDED = "handoff.recorded", _("Sales handoff recorded")
+    SEGMENT_CHANGED = "segment.changed", _("Segment changed")
+    STAGE_CHANGED = "stage.changed", _("Lifecycle stage changed")
+    TOUCH_MODEL_CHANGED = "touch_model.changed", _("Touch model changed")
+    OWNER_CHANGED = "owner.changed", _("Owner changed")
+    ROLE_HANDOFF_CREATED = "handoff.created", _("Handoff to the next owner")
+    ROLE_HANDOFF_ACKNOWLEDGED = "handoff.acknowledged", _("Handoff acknowledged")
+    ONBOARDING_COMPLETED = "onboarding.completed", _("Onboarding completed")
+    NPS_ANSWERED = "nps.answered", _("NPS answered")
 
 
 # Kinds a person enters by hand; the rest are written by Kizuna itself.

@@ -24,6 +24,8 @@ class Capability(StrEnum):
     MANAGE_USERS = "manage_users"
     MANAGE_SOURCES = "manage_sources"
     MANAGE_METRICS = "manage_metrics"
+    MANAGE_LIFECYCLE = "manage_lifecycle"
+    ASSIGN_OWNERS = "assign_owners"
 
 
 _CSM = frozenset({Capability.VIEW, Capability.EDIT_CUSTOMERS, Capability.WRITE_TIMELINE})
@@ -31,7 +33,13 @@ _CSM = frozenset({Capability.VIEW, Capability.EDIT_CUSTOMERS, Capability.WRITE_T
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     Role.ADMIN: frozenset(Capability),
     Role.CS_MANAGER: _CSM
-    | {Capability.IMPORT_DATA, Capability.MANAGE_CATALOG, Capability.MANAGE_METRICS},
+    | {
+        Capability.IMPORT_DATA,
+        Capability.MANAGE_CATALOG,
+        Capability.MANAGE_METRICS,
+        Capability.MANAGE_LIFECYCLE,
+        Capability.ASSIGN_OWNERS,
+    },
     Role.ONBOARDING_CSM: _CSM,
     Role.ADOPTION_CSM: _CSM,
     Role.EXPANSION_CSM: _CSM,

@@ -15,6 +15,7 @@ class LifecycleStage(models.TextChoices):
     ADOPTION = "adoption", _("Adoption")
     EXPANSION = "expansion", _("Expansion")
     CHURNED = "churned", _("Churned")
+    REACTIVATED = "reactivated", _("Reactivated")
 
 
 class TouchModel(models.TextChoices):

@@ -434,7 +434,9 @@ def test_worker_once_flushes_and_starts_the_daily_metrics_run(
     source: Source, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs: list[bool] = []
-    monkeypatch.setattr("kizuna.analytics.metrics.run_incremental", lambda: runs.append(True))
+    monkeypatch.setattr(
+        "kizuna.analytics.management.commands.worker.run_incremental", lambda: runs.append(True)
+    )
     send(source, track("a"))
 
     call_command("worker", "--once")

@@ -12,6 +12,8 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from kizuna.analytics.flush import flush_inbox, link_product_users
+from kizuna.analytics.metrics import run_incremental
+from kizuna.core.jobs import daily_jobs
 
 logger = logging.getLogger("kizuna.analytics.worker")
 
@@ -72,12 +74,11 @@ class Command(BaseCommand):
         except Exception:
             logger.exception("linking product users to contacts failed")
         try:
-            from kizuna.analytics.metrics import run_incremental  # written alongside
-        except ImportError:
-            logger.warning("metrics: kizuna.analytics.metrics.run_incremental is not available")
-            self.stderr.write("metrics run skipped: kizuna.analytics.metrics is not available")
-            return
-        try:
             run_incremental()
         except Exception:
             logger.exception("incremental metrics run failed")
+        for job in daily_jobs():
+            try:
+                job.run(timezone.localdate())
+            except Exception:
+                logger.exception("daily job %s failed", job.key)

@@ -1,0 +1,28 @@
+"""Daily jobs that higher contexts hand to the background worker without being imported by it.
+
+A context registers a function in its ``AppConfig.ready()``; ``kizuna worker`` (in
+``analytics``) runs every registered job once a day after the metrics, in registration
+order, each in its own ``try`` so one failing job never stops the others.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+
+@dataclass(frozen=True)
+class DailyJob:
+    key: str
+    run: Callable[[date], object]
+    order: int = 100
+
+
+_daily_jobs: dict[str, DailyJob] = {}
+
+
+def register_daily_job(job: DailyJob) -> None:
+    _daily_jobs[job.key] = job
+
+
+def daily_jobs() -> list[DailyJob]:
+    return sorted(_daily_jobs.values(), key=lambda job: (job.order, job.key))
