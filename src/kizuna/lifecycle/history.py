@@ -255,62 +255,93 @@ def sync_current_state(
     """Record in history what changed on the customers outside this context; per-dimension counts.
 
     Customers without history get their first row "since the beginning"; customers whose
-    field differs from the open row get a change dated ``on`` (today by default).
+    field differs from the open row get a change dated ``on`` (today by default). Four
+    queries for any number of customers (plus the writes), so it can run on every save.
     """
     on = on or timezone.localdate()
-    counts: dict[str, int] = {}
-    for dimension in Dimension:
-        current = _current_values(dimension, customer_ids)
-        ids = sorted(current)
-        _seed(dimension, ids, current)
-        open_rows = _open_rows(dimension, customer_ids)
-        differing = {
-            pk: value
-            for pk, value in current.items()
-            if pk in open_rows and open_rows[pk].value != value
-        }
-        if differing:
-            with transaction.atomic():
-                counts[dimension] = len(
-                    _record_history_only(dimension, differing, open_rows, on=on)
-                )
-    return counts
-
-
-def _record_history_only(
-    dimension: str, values: Mapping[int, str], open_rows: Mapping[int, StateHistory], *, on: date
-) -> list[int]:
-    changed = list(values)
-    for chunk in _chunks([open_rows[pk].pk for pk in changed if open_rows[pk].valid_from != on]):
-        StateHistory.objects.filter(pk__in=chunk).update(valid_to=on)
-    same_day = [open_rows[pk] for pk in changed if open_rows[pk].valid_from == on]
-    for row in same_day:
-        row.value = values[row.customer_id]
-        row.source = ChangeSource.EDIT
-    StateHistory.objects.bulk_update(same_day, ["value", "source"], batch_size=_CHUNK)
+    dimensions = list(DIMENSION_FIELDS)
+    current: dict[str, dict[int, str]] = {dimension: {} for dimension in dimensions}
+    known: set[tuple[int, str]] = set()
+    open_rows: dict[tuple[int, str], tuple[int, str, date | None]] = {}
+    customers = Customer.objects.order_by().values_list("pk", *DIMENSION_FIELDS.values())
+    history = StateHistory.objects.order_by()
+    chunks: Iterable[list[int] | None] = (
+        [None] if customer_ids is None else _chunks(sorted(customer_ids))
+    )
+    for chunk in chunks:
+        scoped_customers = customers if chunk is None else customers.filter(pk__in=chunk)
+        scoped_history = history if chunk is None else history.filter(customer_id__in=chunk)
+        for pk, *values in scoped_customers:
+            for dimension, value in zip(dimensions, values, strict=True):
+                current[dimension][pk] = _as_text(value)
+        known.update(scoped_history.values_list("customer_id", "dimension").distinct())
+        for row_pk, customer_id, dimension, value, valid_from in scoped_history.filter(
+            valid_to__isnull=True
+        ).values_list("pk", "customer_id", "dimension", "value", "valid_from"):
+            open_rows[(customer_id, dimension)] = (row_pk, value, valid_from)
     StateHistory.objects.bulk_create(
         [
             StateHistory(
                 customer_id=pk,
                 dimension=dimension,
-                value=values[pk],
+                value=value,
+                valid_from=None,
+                source=ChangeSource.EDIT,
+            )
+            for dimension in dimensions
+            for pk, value in current[dimension].items()
+            if (pk, dimension) not in known
+        ],
+        batch_size=_CHUNK,
+    )
+    counts: dict[str, int] = {}
+    for dimension in dimensions:
+        differing = {
+            pk: (open_rows[(pk, dimension)], value)
+            for pk, value in current[dimension].items()
+            if (pk, dimension) in open_rows and open_rows[(pk, dimension)][1] != value
+        }
+        if differing:
+            with transaction.atomic():
+                _record_history_only(dimension, differing, on=on)
+            counts[dimension] = len(differing)
+    return counts
+
+
+def _record_history_only(
+    dimension: str,
+    changes: Mapping[int, tuple[tuple[int, str, date | None], str]],
+    *,
+    on: date,
+) -> None:
+    to_close = [row[0] for row, _value in changes.values() if row[2] != on]
+    for chunk in _chunks(to_close):
+        StateHistory.objects.filter(pk__in=chunk).update(valid_to=on)
+    for row, value in changes.values():
+        if row[2] == on:
+            StateHistory.objects.filter(pk=row[0]).update(value=value, source=ChangeSource.EDIT)
+    StateHistory.objects.bulk_create(
+        [
+            StateHistory(
+                customer_id=pk,
+                dimension=dimension,
+                value=value,
                 valid_from=on,
                 source=ChangeSource.EDIT,
             )
-            for pk in changed
-            if open_rows[pk].valid_from != on
+            for pk, (row, value) in changes.items()
+            if row[2] != on
         ],
         batch_size=_CHUNK,
     )
     _write_timeline(
         dimension,
-        [(pk, open_rows[pk].value, values[pk]) for pk in changed],
+        [(pk, row[1], value) for pk, (row, value) in changes.items()],
         on=on,
         source=ChangeSource.EDIT,
         reason="",
         actor=None,
     )
-    return changed
 
 
 def _covering(dimension: str, day: date) -> QuerySet[StateHistory]:
