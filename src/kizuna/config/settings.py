@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "kizuna.core",
     "kizuna.customers",
     "kizuna.analytics",
+    "kizuna.onboarding",
     "kizuna.lifecycle",
     "kizuna.reports",
     "kizuna.demo",

@@ -115,6 +115,11 @@ class TimelineKind(models.TextChoices):
     ROLE_HANDOFF_CREATED = "handoff.created", _("Handoff to the next owner")
     ROLE_HANDOFF_ACKNOWLEDGED = "handoff.acknowledged", _("Handoff acknowledged")
     ONBOARDING_COMPLETED = "onboarding.completed", _("Onboarding completed")
+    ONBOARDING_PLAN_CREATED = "onboarding.plan_created", _("Onboarding plan created")
+    MILESTONE_CHANGED = "onboarding.milestone", _("Onboarding milestone updated")
+    GOAL_AGREED = "goal.agreed", _("Success goal agreed")
+    GOAL_ACHIEVED = "goal.achieved", _("Success goal achieved")
+    KICKOFF_RECORDED = "onboarding.kickoff", _("Kickoff recorded")
     NPS_ANSWERED = "nps.answered", _("NPS answered")
 
 

@@ -1,0 +1,5 @@
+"""Placeholder routes until the area lands."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
