@@ -120,6 +120,8 @@ class TimelineKind(models.TextChoices):
     GOAL_AGREED = "goal.agreed", _("Success goal agreed")
     GOAL_ACHIEVED = "goal.achieved", _("Success goal achieved")
     KICKOFF_RECORDED = "onboarding.kickoff", _("Kickoff recorded")
+    ONBOARDING_LINK_SHARED = "onboarding.link_shared", _("Plan page shared")
+    ONBOARDING_LINK_REVOKED = "onboarding.link_revoked", _("Plan page link revoked")
     NPS_ANSWERED = "nps.answered", _("NPS answered")
 
 

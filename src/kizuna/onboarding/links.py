@@ -168,7 +168,7 @@ def resolve_token(token: str, *, now: datetime | None = None) -> PlanLink:
     link_id, plan_id = _payload_ids(payload)
     link = (
         PlanLink.objects.select_related("plan__customer", "plan__version__program")
-        .filter(pk=link_id)
+        .filter(pk=link_id, plan_id=plan_id)
         .first()
     )
     if link is None:

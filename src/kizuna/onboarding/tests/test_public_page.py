@@ -406,3 +406,27 @@ def test_anonymous_visitors_cannot_reach_the_staff_link_routes(csm: User) -> Non
         assert response.status_code == 302
         assert reverse("core:login") in response["Location"]
     assert PlanLink.objects.count() == 1
+
+
+def test_without_htmx_the_new_link_gets_a_page_and_a_revoke_returns_to_the_plan(
+    csm: User,
+) -> None:
+    plan = make_plan()
+    client = Client()
+    client.force_login(csm)
+
+    created = client.post(
+        reverse("onboarding:plan-link-create", args=[plan.pk]),
+        {"contact_name": "Tanaka", "language": "ja", "days": ""},
+    )
+    link = PlanLink.objects.get(plan=plan)
+    revoked = client.post(reverse("onboarding:plan-link-revoke", args=[link.pk]))
+
+    assert created.status_code == 200
+    html = created.content.decode()
+    assert 'id="plan-link-url">http://testserver/onboarding/p/' in html
+    assert f'href="{reverse("onboarding:plan", args=[plan.pk])}"' in html
+    assert created["Cache-Control"] == "no-store"
+    assert revoked.status_code == 302
+    assert revoked["Location"] == reverse("onboarding:plan", args=[plan.pk])
+    assert PlanLink.objects.get(pk=link.pk).revoked_at is not None
