@@ -335,7 +335,7 @@ def _summary(plan: OnboardingPlan, today: date) -> dict[str, Any]:
         "required_total": plan.required_total,  # type: ignore[attr-defined] # annotation
         "percent": selectors.percent(plan.required_done, plan.required_total),  # type: ignore[attr-defined] # annotations
         "next_due": plan.next_due,  # type: ignore[attr-defined] # annotation
-        "days_overdue": selectors.days_overdue(plan.next_due, today),  # type: ignore[attr-defined] # annotation
+        "days_overdue": selectors.days_overdue(plan, today),
     }
 
 
@@ -343,7 +343,7 @@ def _plan_out(plan_id: int) -> dict[str, Any]:
     today = timezone.localdate()
     plan = get_object_or_404(selectors.plans_by_ids([plan_id]))
     progress = status.plan_progress(plan, as_of=today)
-    milestones = selectors.plan_milestones(plan)
+    milestones = progress.milestones  # in program order, with phases loaded
     return {
         **_summary(plan, today),
         "cancelled_at": plan.cancelled_at,

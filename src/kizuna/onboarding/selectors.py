@@ -124,9 +124,11 @@ def percent(done: int, total: int) -> int:
     return round(100 * done / total) if total else 0
 
 
-def days_overdue(next_due: date | None, today: date) -> int:
-    """Days since the earliest open due date passed (0 when nothing open is late)."""
-    if next_due is None or next_due >= today:
+def days_overdue(plan: OnboardingPlan, today: date) -> int:
+    """Days since the plan's earliest open due date (``next_due`` annotation) passed; 0 when
+    nothing open is late, and for a completed or cancelled plan."""
+    next_due: date | None = getattr(plan, "next_due", None)
+    if plan.completed_on or plan.cancelled_at or next_due is None or next_due >= today:
         return 0
     return (today - next_due).days
 

@@ -130,11 +130,12 @@ def _board_form(data: Any) -> BoardFilterForm:
 
 
 def _board_rows(plans: Iterable[Any], today: date) -> list[dict[str, Any]]:
+    """Each plan with its percent done and days late (none for a completed or cancelled plan)."""
     return [
         {
             "plan": plan,
             "percent": selectors.percent(plan.required_done, plan.required_total),
-            "days_overdue": selectors.days_overdue(plan.next_due, today),
+            "days_overdue": selectors.days_overdue(plan, today),
         }
         for plan in plans
     ]
@@ -265,6 +266,8 @@ def _plan_context(request: HttpRequest, plan: OnboardingPlan, **extra: Any) -> d
         "today": today,
         "week_end": progress.week_end,
         "is_open": plan.completed_on is None and plan.cancelled_at is None,
+        # A completed plan's milestones may still be reopened; a cancelled plan is frozen.
+        "can_act": plan.cancelled_at is None,
         "can_edit": user_can(request.user, Capability.EDIT_CUSTOMERS),
         "milestone_actions": MILESTONE_ACTIONS,
         "goal_form": GoalForm(),

@@ -6,21 +6,19 @@ their own with the same authentication and error handlers.
 """
 
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
-from django.urls import clear_url_caches, include, path
+from django.urls import Resolver404, URLResolver, clear_url_caches, include, path, resolve
 from django.utils import timezone
 from ninja import NinjaAPI
 from ninja.security import SessionAuth
 
 from kizuna.analytics.metric_defaults import ensure_default_metrics
-from kizuna.config import api as config_api
-from kizuna.config.urls import _exempt_from_login_redirect
 from kizuna.core.api_auth import ApiTokenAuth
 from kizuna.core.models import User
 from kizuna.core.roles import Role
@@ -35,42 +33,58 @@ from kizuna.onboarding.models import (
 from kizuna.onboarding.plans import complete_milestone
 from kizuna.onboarding.tests.test_views import STAGED, plan_with_phases
 
-MOUNTED = any(mounted is router for _prefix, mounted in config_api.api._routers)
+API = "/api/v1"
+# Filled on first use when the project's API does not mount the onboarding router yet.
+urlpatterns: list[Any] = []
 
-if not MOUNTED:
-    _api = NinjaAPI(
+
+def _mounted() -> bool:
+    try:
+        resolve(f"{API}/onboarding/programs")
+    except Resolver404:
+        return False
+    return True
+
+
+def _own_api_patterns() -> list[Any]:
+    """The router on an API like the project's: same authentication, same error answers."""
+    api = NinjaAPI(
         auth=[ApiTokenAuth(), SessionAuth()], urls_namespace="onboarding-api-test", docs_url=None
     )
 
-    @_api.exception_handler(PermissionDenied)
+    @api.exception_handler(PermissionDenied)
     def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
-        return _api.create_response(request, {"detail": str(exc) or "forbidden"}, status=403)
+        return api.create_response(request, {"detail": str(exc) or "forbidden"}, status=403)
 
-    @_api.exception_handler(ValidationError)
+    @api.exception_handler(ValidationError)
     def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-        return _api.create_response(request, {"detail": detail}, status=400)
+        return api.create_response(request, {"detail": detail}, status=400)
 
-    _api.add_router("/", router)
-    _patterns, _app, _namespace = _api.urls
-    urlpatterns = [
-        # Like kizuna.config.urls: the API answers 401 itself, never a login redirect.
-        path("api/v1/", (_exempt_from_login_redirect(_patterns), _app, _namespace)),
-        path("", include("kizuna.config.urls")),
-    ]
+    api.add_router("/", router)
+    patterns, app, namespace = api.urls
+    _no_login_redirect(patterns)  # the API answers 401 itself (as in kizuna.config.urls)
+    return [path("api/v1/", (patterns, app, namespace)), path("", include("kizuna.config.urls"))]
+
+
+def _no_login_redirect(patterns: list[Any]) -> None:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            _no_login_redirect(pattern.url_patterns)
+        else:
+            pattern.callback.login_required = False
 
 
 @pytest.fixture(autouse=True)
 def _api_urls(settings: Any) -> Iterator[None]:
     settings.LANGUAGE_CODE = "en"
-    if not MOUNTED:
+    if not _mounted():
+        if not urlpatterns:
+            urlpatterns.extend(_own_api_patterns())
         settings.ROOT_URLCONF = __name__
         clear_url_caches()
     yield
     clear_url_caches()
-
-
-API = "/api/v1"
 
 
 @pytest.fixture
@@ -104,7 +118,8 @@ def test_programs_are_listed_with_versions_and_one_shows_its_content(
     ]
     assert client.get(f"{API}/onboarding/programs/nope").status_code == 404
     unknown_version = client.get(f"{API}/onboarding/programs/staged?version=9")
-    assert unknown_version.status_code == 400 and "version" in unknown_version.json()["detail"]
+    assert unknown_version.status_code == 400
+    assert "version" in unknown_version.json()["detail"]
 
 
 @pytest.mark.django_db
@@ -128,7 +143,8 @@ def test_plans_are_listed_most_at_risk_first_and_filtered(
     assert [item["customer_name"] for item in body["items"]] == ["Late", "Fresh"]
     assert (body["count"], body["page"], body["pages"]) == (2, 1, 1)
     first = body["items"][0]
-    assert first["status"] == PlanStatus.OVERDUE and first["days_overdue"] == 20
+    assert first["status"] == PlanStatus.OVERDUE
+    assert first["days_overdue"] == 20
     assert (first["required_done"], first["required_total"], first["percent"]) == (0, 4, 0)
     by_owner = client.get(f"{API}/onboarding/plans?owner={sato.pk}").json()["items"]
     by_touch = client.get(f"{API}/onboarding/plans?touch_model=low").json()["items"]
@@ -148,8 +164,10 @@ def test_bad_plan_filters_are_named(as_role: Callable[[str], Client]) -> None:
     bad_page = client.get(f"{API}/onboarding/plans?page=0")
     assert unknown_program.status_code == 400
     assert unknown_program.json()["detail"] == {"program": ["There is no program with this key."]}
-    assert bad_status.status_code == 422 and bad_status.json()["detail"][0]["loc"][-1] == "status"
-    assert bad_page.status_code == 422 and bad_page.json()["detail"][0]["loc"][-1] == "page"
+    assert bad_status.status_code == 422
+    assert bad_status.json()["detail"][0]["loc"][-1] == "status"
+    assert bad_page.status_code == 422
+    assert bad_page.json()["detail"][0]["loc"][-1] == "page"
 
 
 @pytest.mark.django_db
@@ -167,7 +185,8 @@ def test_one_plan_has_milestones_tasks_goals_progress_and_kickoff(
         "current_phase": "Start", "next_actions": ["setup", "tour"],
     }  # fmt: skip
     assert [t["title"] for t in body["tasks"]] == ["Day 7 check-in"]
-    assert body["goals"] == [] and body["kickoff"]["it_literacy"] == ""
+    assert body["goals"] == []
+    assert body["kickoff"]["it_literacy"] == ""
     assert client.get(f"{API}/onboarding/plans/99999").status_code == 404
 
 
@@ -226,14 +245,53 @@ def test_plan_writes_need_edit_rights_and_known_ids(as_role: Callable[[str], Cli
     viewer = as_role(Role.VIEWER)
     csm = as_role(Role.ONBOARDING_CSM)
     json = "application/json"
-    assert viewer.post(f"{API}/customers/{plan.customer_id}/onboarding-plans", {}, content_type=json).status_code == 403
-    assert viewer.post(f"{API}/onboarding/plans/{plan.pk}/milestones/kickoff/status", {"status": "done"}, content_type=json).status_code == 403
-    assert viewer.patch(f"{API}/onboarding/plans/{plan.pk}/kickoff", {"kickoff_notes": "x"}, content_type=json).status_code == 403
-    assert viewer.post(f"{API}/onboarding/plans/{plan.pk}/goals", {}, content_type=json).status_code in (403, 422)
-    assert csm.post(f"{API}/customers/99999/onboarding-plans", {}, content_type=json).status_code == 404
-    assert csm.post(f"{API}/onboarding/plans/99999/milestones/kickoff/status", {"status": "done"}, content_type=json).status_code == 404
-    assert csm.post(f"{API}/onboarding/plans/{plan.pk}/milestones/nope/status", {"status": "done"}, content_type=json).status_code == 404
-    assert _key_status(as_role(Role.VIEWER).get(f"{API}/onboarding/plans/{plan.pk}").json())["kickoff"] != "done"
+    assert (
+        viewer.post(
+            f"{API}/customers/{plan.customer_id}/onboarding-plans", {}, content_type=json
+        ).status_code
+        == 403
+    )
+    assert (
+        viewer.post(
+            f"{API}/onboarding/plans/{plan.pk}/milestones/kickoff/status",
+            {"status": "done"},
+            content_type=json,
+        ).status_code
+        == 403
+    )
+    assert (
+        viewer.patch(
+            f"{API}/onboarding/plans/{plan.pk}/kickoff", {"kickoff_notes": "x"}, content_type=json
+        ).status_code
+        == 403
+    )
+    assert viewer.post(
+        f"{API}/onboarding/plans/{plan.pk}/goals", {}, content_type=json
+    ).status_code in (403, 422)
+    assert (
+        csm.post(f"{API}/customers/99999/onboarding-plans", {}, content_type=json).status_code
+        == 404
+    )
+    assert (
+        csm.post(
+            f"{API}/onboarding/plans/99999/milestones/kickoff/status",
+            {"status": "done"},
+            content_type=json,
+        ).status_code
+        == 404
+    )
+    assert (
+        csm.post(
+            f"{API}/onboarding/plans/{plan.pk}/milestones/nope/status",
+            {"status": "done"},
+            content_type=json,
+        ).status_code
+        == 404
+    )
+    assert (
+        _key_status(as_role(Role.VIEWER).get(f"{API}/onboarding/plans/{plan.pk}").json())["kickoff"]
+        != "done"
+    )
 
 
 @pytest.mark.django_db
@@ -249,16 +307,28 @@ def test_a_milestone_status_is_changed_with_reasons_where_needed(
     assert _key_status(done.json())["kickoff"] == "done"
     assert done.json()["progress"]["required_done"] == 1
     no_reason = client.post(f"{base}/setup/status", {"status": "blocked"}, content_type=json)
-    skip_required = client.post(f"{base}/setup/status", {"status": "skipped", "reason": "x"}, content_type=json)
+    skip_required = client.post(
+        f"{base}/setup/status", {"status": "skipped", "reason": "x"}, content_type=json
+    )
     unknown = client.post(f"{base}/setup/status", {"status": "exploded"}, content_type=json)
     early = client.post(f"{base}/go_live/status", {"status": "done"}, content_type=json)
-    assert no_reason.status_code == 400 and list(no_reason.json()["detail"]) == ["reason"]
-    assert skip_required.status_code == 400 and list(skip_required.json()["detail"]) == ["status"]
+    assert no_reason.status_code == 400
+    assert list(no_reason.json()["detail"]) == ["reason"]
+    assert skip_required.status_code == 400
+    assert list(skip_required.json()["detail"]) == ["status"]
     assert unknown.status_code == 422
-    assert early.status_code == 400 and "can be done only after" in str(early.json()["detail"])
-    blocked = client.post(f"{base}/setup/status", {"status": "blocked", "reason": "Waiting for SSO"}, content_type=json)
+    assert early.status_code == 400
+    assert "can be done only after" in str(early.json()["detail"])
+    blocked = client.post(
+        f"{base}/setup/status",
+        {"status": "blocked", "reason": "Waiting for SSO"},
+        content_type=json,
+    )
     setup = next(m for m in blocked.json()["milestones"] if m["key"] == "setup")
-    assert (setup["status"], setup["blocked_reason"]) == (MilestoneStatus.BLOCKED, "Waiting for SSO")
+    assert (setup["status"], setup["blocked_reason"]) == (
+        MilestoneStatus.BLOCKED,
+        "Waiting for SSO",
+    )
     assert blocked.json()["status"] == PlanStatus.AT_RISK
 
 
@@ -268,18 +338,49 @@ def test_goals_are_added_with_their_rules_checked(as_role: Callable[[str], Clien
     plan = plan_with_phases()
     client = as_role(Role.ONBOARDING_CSM)
     url = f"{API}/onboarding/plans/{plan.pk}/goals"
-    due = (date.today() + timedelta(days=30)).isoformat()
+    due = (timezone.localdate() + timedelta(days=30)).isoformat()
     json = "application/json"
-    no_target = client.post(url, {"title": "Adoption", "kind": "metric", "metric_key": "active_users_28d", "due_date": due}, content_type=json)
-    unknown_metric = client.post(url, {"title": "Adoption", "kind": "metric", "metric_key": "nope", "target": 5, "due_date": due}, content_type=json)
-    no_items = client.post(url, {"title": "Payroll", "kind": "checklist", "checklist": [], "due_date": due}, content_type=json)
-    assert no_target.status_code == 400 and list(no_target.json()["detail"]) == ["target"]
-    assert unknown_metric.status_code == 400 and list(unknown_metric.json()["detail"]) == ["metric_key"]
-    assert no_items.status_code == 400 and list(no_items.json()["detail"]) == ["checklist"]
-    made = client.post(url, {"title": "20 active users", "kind": "metric", "metric_key": "active_users_28d", "op": ">=", "target": 20, "due_date": due}, content_type=json)
+    no_target = client.post(
+        url,
+        {"title": "Adoption", "kind": "metric", "metric_key": "active_users_28d", "due_date": due},
+        content_type=json,
+    )
+    unknown_metric = client.post(
+        url,
+        {"title": "Adoption", "kind": "metric", "metric_key": "nope", "target": 5, "due_date": due},
+        content_type=json,
+    )
+    no_items = client.post(
+        url,
+        {"title": "Payroll", "kind": "checklist", "checklist": [], "due_date": due},
+        content_type=json,
+    )
+    assert no_target.status_code == 400
+    assert list(no_target.json()["detail"]) == ["target"]
+    assert unknown_metric.status_code == 400
+    assert list(unknown_metric.json()["detail"]) == ["metric_key"]
+    assert no_items.status_code == 400
+    assert list(no_items.json()["detail"]) == ["checklist"]
+    made = client.post(
+        url,
+        {
+            "title": "20 active users",
+            "kind": "metric",
+            "metric_key": "active_users_28d",
+            "op": ">=",
+            "target": 20,
+            "due_date": due,
+        },
+        content_type=json,
+    )
     assert made.status_code == 201
     body = made.json()
-    assert (body["kind"], body["metric_key"], body["target"], body["status"]) == ("metric", "active_users_28d", 20.0, "open")
+    assert (body["kind"], body["metric_key"], body["target"], body["status"]) == (
+        "metric",
+        "active_users_28d",
+        20.0,
+        "open",
+    )
     assert SuccessGoal.objects.get().plan_id == plan.pk
 
 
@@ -290,7 +391,9 @@ def test_the_kickoff_is_patched_field_by_field(as_role: Callable[[str], Client])
     client = as_role(Role.ONBOARDING_CSM)
     url = f"{API}/onboarding/plans/{plan.pk}/kickoff"
     json = "application/json"
-    first = client.patch(url, {"desired_outcomes": "Halve payroll time", "it_literacy": "low"}, content_type=json)
+    first = client.patch(
+        url, {"desired_outcomes": "Halve payroll time", "it_literacy": "low"}, content_type=json
+    )
     second = client.patch(url, {"kickoff_on": "2026-11-10"}, content_type=json)
     assert (first.status_code, second.status_code) == (200, 200)
     assert second.json() == {
@@ -302,4 +405,7 @@ def test_the_kickoff_is_patched_field_by_field(as_role: Callable[[str], Client])
     cleared = client.patch(url, {"kickoff_on": None}, content_type=json)
     assert (bad_level.status_code, null_text.status_code, cleared.status_code) == (422, 422, 200)
     assert cleared.json()["kickoff_on"] is None
-    assert client.patch(f"{API}/onboarding/plans/99999/kickoff", {}, content_type=json).status_code == 404
+    assert (
+        client.patch(f"{API}/onboarding/plans/99999/kickoff", {}, content_type=json).status_code
+        == 404
+    )

@@ -24,7 +24,7 @@ from kizuna.onboarding.models import (
     PlanStatus,
     ProgramVersion,
 )
-from kizuna.onboarding.selectors import UNASSIGNED, BoardFilters, board_plans
+from kizuna.onboarding.selectors import UNASSIGNED, BoardFilters, board_plans, days_overdue
 from kizuna.onboarding.tests.test_programs import make_version
 from kizuna.onboarding.tests.test_views import html, staff
 
@@ -99,7 +99,9 @@ def test_the_board_lists_plans_by_risk_then_days_overdue(
     make_plan(version, "Late 3 days", PlanStatus.OVERDUE, due={"setup": TODAY - timedelta(days=3)})
     make_plan(version, "Done", PlanStatus.COMPLETED, done=("kickoff", "setup", "go_live", "tour"))
     make_plan(version, "At risk", PlanStatus.AT_RISK, due={"setup": TODAY + timedelta(days=1)})
-    make_plan(version, "Late 10 days", PlanStatus.OVERDUE, due={"kickoff": TODAY - timedelta(days=10)})
+    make_plan(
+        version, "Late 10 days", PlanStatus.OVERDUE, due={"kickoff": TODAY - timedelta(days=10)}
+    )
     make_plan(version, "Cancelled", PlanStatus.CANCELLED)
     client = staff(make_user, Role.VIEWER)
     assert _order(client) == ["Late 10 days", "Late 3 days", "At risk", "On track", "Done"]
@@ -155,7 +157,9 @@ def test_the_board_filters_by_owner_program_version_status_and_touch_model(
 
 
 @pytest.mark.django_db
-def test_the_board_shows_50_plans_a_page(version: ProgramVersion, make_user: Callable[..., User]) -> None:
+def test_the_board_shows_50_plans_a_page(
+    version: ProgramVersion, make_user: Callable[..., User]
+) -> None:
     customers = Customer.objects.bulk_create(Customer(name=f"C{n:02}") for n in range(51))
     OnboardingPlan.objects.bulk_create(
         OnboardingPlan(customer=c, version=version, start_date=TODAY, target_date=TODAY)
@@ -165,7 +169,8 @@ def test_the_board_shows_50_plans_a_page(version: ProgramVersion, make_user: Cal
     first, second = html(client.get(BOARD)), html(client.get(BOARD + "?page=2"))
     assert len(re.findall(r"<tr data-plan=", first)) == 50
     assert len(re.findall(r"<tr data-plan=", second)) == 1
-    assert "1–50 of 51" in first and 'rel="next"' in first
+    assert "1–50 of 51" in first
+    assert 'rel="next"' in first
 
 
 @pytest.mark.django_db
@@ -176,7 +181,8 @@ def test_the_board_has_an_empty_state_and_a_no_match_state(
     assert 'id="board-empty"' in html(client.get(BOARD))
     make_plan(version, "Acme", PlanStatus.ON_TRACK)
     no_match = html(client.get(BOARD + "?status=overdue"))
-    assert 'id="board-no-match"' in no_match and 'id="board-empty"' not in no_match
+    assert 'id="board-no-match"' in no_match
+    assert 'id="board-empty"' not in no_match
 
 
 @pytest.mark.django_db
@@ -201,8 +207,11 @@ def test_shifting_moves_only_open_milestones_of_the_selected_plans_to_working_da
                        due={"kickoff": friday, "setup": friday, "go_live": TODAY})  # fmt: skip
     other = make_plan(version, "Other", PlanStatus.ON_TRACK, due={"setup": friday})
     client = staff(make_user, Role.ONBOARDING_CSM)
-    response = client.post(BULK + "?status=on_track", {"plans": [chosen.pk], "action": "shift", "days": 1})
-    assert response.status_code == 302 and response["Location"] == BOARD + "?status=on_track"
+    response = client.post(
+        BULK + "?status=on_track", {"plans": [chosen.pk], "action": "shift", "days": 1}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == BOARD + "?status=on_track"
     due = dict(chosen.milestones.values_list("milestone__key", "due_date"))
     assert due["kickoff"] == friday  # done: unchanged
     assert due["setup"] == date(2026, 11, 23)  # Saturday → the next Monday
@@ -227,7 +236,9 @@ def test_cancelling_in_bulk_needs_a_reason_and_edit_rights(
     assert "Reason: Say why the plans are cancelled." in html(no_reason)
     assert "Plans: Select at least one plan." in html(nothing)
     assert not OnboardingPlan.objects.filter(status=PlanStatus.CANCELLED).exists()
-    done = csm.post(BULK, {"plans": [first.pk, second.pk], "action": "cancel", "reason": "Contract ended"})
+    done = csm.post(
+        BULK, {"plans": [first.pk, second.pk], "action": "cancel", "reason": "Contract ended"}
+    )
     assert done.status_code == 302
     assert set(OnboardingPlan.objects.values_list("status", flat=True)) == {PlanStatus.CANCELLED}
 
@@ -238,7 +249,9 @@ def test_refresh_recomputes_the_statuses_of_the_selected_plans(
 ) -> None:
     # Typed "on track" by hand, but a required milestone is 4 days late: really overdue.
     late = make_plan(version, "Late", PlanStatus.ON_TRACK, due={"setup": TODAY - timedelta(days=4)})
-    untouched = make_plan(version, "Untouched", PlanStatus.ON_TRACK, due={"setup": TODAY - timedelta(days=4)})
+    untouched = make_plan(
+        version, "Untouched", PlanStatus.ON_TRACK, due={"setup": TODAY - timedelta(days=4)}
+    )
     client = staff(make_user, Role.ONBOARDING_CSM)
     client.post(BULK, {"plans": [late.pk], "action": "refresh"})
     late.refresh_from_db()
@@ -261,10 +274,16 @@ def test_export_writes_the_selected_plans_or_the_filtered_board_as_csv(
     rows = list(csv.DictReader(io.StringIO(selected.content.decode("utf-8-sig"))))
     assert len(rows) == 1
     row = rows[0]
-    assert (row["customer"], row["status"], row["onboarding_csm"]) == ("Acme 株式会社", "overdue", "sato")
+    assert (row["customer"], row["status"], row["onboarding_csm"]) == (
+        "Acme 株式会社",
+        "overdue",
+        "sato",
+    )
     assert (row["required_done"], row["required_total"], row["percent"]) == ("1", "3", "33")
     assert (row["next_due"], row["days_overdue"]) == (str(TODAY - timedelta(days=2)), "2")
-    names = [r["customer"] for r in csv.DictReader(io.StringIO(filtered.content.decode("utf-8-sig")))]
+    names = [
+        r["customer"] for r in csv.DictReader(io.StringIO(filtered.content.decode("utf-8-sig")))
+    ]
     assert names == ["Beta"]
 
 
@@ -281,3 +300,17 @@ def test_a_shift_without_days_or_with_too_many_is_refused(
     assert "Days: Give the number of days" in html(no_days)
     assert "Days: Ensure this value is less than or equal to 365." in html(too_many)
     assert "Action: Select a valid choice." in html(bad_action)
+
+
+@pytest.mark.django_db
+def test_a_completed_plan_is_never_shown_late(
+    version: ProgramVersion, make_user: Callable[..., User]
+) -> None:
+    # The optional tour is still open and past due, but the plan is complete.
+    plan = make_plan(
+        version, "Done", PlanStatus.COMPLETED, done=("kickoff", "setup", "go_live"),
+        due={"tour": TODAY - timedelta(days=6)},
+    )  # fmt: skip
+    page = html(staff(make_user, Role.VIEWER).get(BOARD))
+    assert "data-days-overdue" not in page
+    assert days_overdue(board_plans(BoardFilters()).get(pk=plan.pk), TODAY) == 0

@@ -28,7 +28,6 @@ from kizuna.onboarding.models import (
     OwnerSide,
     Phase,
     PlanStatus,
-    PlanTask,
     Program,
     ProgramVersion,
     Resource,
@@ -84,9 +83,7 @@ def plan_with_phases(
             url="https://help.example.com/setup",
         )  # fmt: skip
     customer = Customer.objects.create(name=customer_name, **customer_fields)
-    return create_plan(
-        customer=customer, version=version, start_date=start or timezone.localdate()
-    )
+    return create_plan(customer=customer, version=version, start_date=start or timezone.localdate())
 
 
 def _pm(plan: OnboardingPlan, key: str) -> Any:
@@ -153,9 +150,11 @@ def test_the_programs_list_shows_published_version_and_plans_count(
     page = html(staff(make_user, Role.ONBOARDING_CSM).get(reverse("onboarding:programs")))
     staged = _section(page, "program-staged")
     tech = _section(page, "program-tech")
-    assert 'data-published>v1<' in staged.replace(" ", "") or "v1" in staged
+    assert "data-published>v1<" in staged.replace(" ", "") or "v1" in staged
     assert re.search(r"data-plans>2<", staged)
-    assert "Tech touch" in tech and "none" in tech and re.search(r"data-plans>0<", tech)
+    assert "Tech touch" in tech
+    assert "none" in tech
+    assert re.search(r"data-plans>0<", tech)
     assert "draft v1" in tech
 
 
@@ -205,9 +204,16 @@ def test_phases_are_added_renamed_and_reordered_in_a_draft(
     draft = create_program(key="standard", name="Standard").versions.get()
     client = staff(make_user, Role.ONBOARDING_CSM)
     for name in ("Kickoff", "Setup", "Go-live"):
-        assert client.post(reverse("onboarding:phase-add", args=[draft.pk]), {"name": name}).status_code == 302
+        assert (
+            client.post(
+                reverse("onboarding:phase-add", args=[draft.pk]), {"name": name}
+            ).status_code
+            == 302
+        )
     setup = draft.phases.get(name="Setup")
-    client.post(reverse("onboarding:phase-edit", args=[draft.pk, setup.pk]), {"name": "Configuration"})
+    client.post(
+        reverse("onboarding:phase-edit", args=[draft.pk, setup.pk]), {"name": "Configuration"}
+    )
     client.post(reverse("onboarding:phase-edit", args=[draft.pk, setup.pk]), {"move": "up"})
     empty = client.post(reverse("onboarding:phase-edit", args=[draft.pk, setup.pk]), {"name": "  "})
     assert list(draft.phases.order_by("position").values_list("name", flat=True)) == [
@@ -256,9 +262,21 @@ def test_a_milestone_with_an_automatic_rule_is_saved_with_its_rule(
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"completion_kind": "first_event"}, "event_type", "Give the event type that completes it."),
-        ({"completion_kind": "metric", "metric": "active_users_28d"}, "threshold", "Give the threshold"),
-        ({"completion_kind": "metric", "metric": "nope", "threshold": "0.8"}, "metric", "Select a valid choice"),
+        (
+            {"completion_kind": "first_event"},
+            "event_type",
+            "Give the event type that completes it.",
+        ),
+        (
+            {"completion_kind": "metric", "metric": "active_users_28d"},
+            "threshold",
+            "Give the threshold",
+        ),
+        (
+            {"completion_kind": "metric", "metric": "nope", "threshold": "0.8"},
+            "metric",
+            "Select a valid choice",
+        ),
         ({"key": "Bad Key"}, "key", "slug"),
         ({"due_offset_days": "-3"}, "due_offset_days", "greater than or equal to 0"),
     ],
@@ -285,8 +303,12 @@ def test_a_bad_milestone_is_refused_naming_the_field(
 def test_dependencies_that_would_loop_are_refused(make_user: Callable[..., User]) -> None:
     draft = create_program(key="standard", name="Standard").versions.get()
     phase = Phase.objects.create(version=draft, name="Start", position=0)
-    first = Milestone.objects.create(version=draft, phase=phase, key="a", name="A", due_offset_days=1)
-    second = Milestone.objects.create(version=draft, phase=phase, key="b", name="B", due_offset_days=2)
+    first = Milestone.objects.create(
+        version=draft, phase=phase, key="a", name="A", due_offset_days=1
+    )
+    second = Milestone.objects.create(
+        version=draft, phase=phase, key="b", name="B", due_offset_days=2
+    )
     second.depends_on.set([first])
     client = staff(make_user, Role.ONBOARDING_CSM)
     response = client.post(
@@ -307,8 +329,13 @@ def test_resources_and_follow_ups_are_added_to_a_draft_and_bad_links_refused(
     milestone = Milestone.objects.create(version=draft, phase=phase, key="a", name="A")
     client = staff(make_user, Role.ONBOARDING_CSM)
     url = reverse("onboarding:resource-add", args=[draft.pk, milestone.pk])
-    good = client.post(url, {"kind": "video", "title": "Setup video", "url": "https://example.com/v", "language": "ja"})
-    bad = client.post(url, {"kind": "video", "title": "Evil", "url": "javascript:alert(1)", "language": ""})
+    good = client.post(
+        url,
+        {"kind": "video", "title": "Setup video", "url": "https://example.com/v", "language": "ja"},
+    )
+    bad = client.post(
+        url, {"kind": "video", "title": "Evil", "url": "javascript:alert(1)", "language": ""}
+    )
     follow_up = client.post(
         reverse("onboarding:follow-up-add", args=[draft.pk]),
         {"name": "Day 30 review", "day_offset": 30, "owner_side": "csm", "description": ""},
@@ -341,11 +368,14 @@ def test_a_published_version_is_read_only_and_changes_go_to_a_new_version_with_a
     client = staff(make_user, Role.ONBOARDING_CSM)
     page = html(client.get(reverse("onboarding:program-version", args=[version.pk])))
     refused = client.post(reverse("onboarding:phase-add", args=[version.pk]), {"name": "Extra"})
-    assert 'id="read-only"' in page and 'id="phase-add"' not in page
+    assert 'id="read-only"' in page
+    assert 'id="phase-add"' not in page
     assert refused.status_code == 409
     assert not version.phases.filter(name="Extra").exists()
 
-    missing_note = client.post(reverse("onboarding:version-new", args=[version.program_id]), {"change_note": " "})
+    missing_note = client.post(
+        reverse("onboarding:version-new", args=[version.program_id]), {"change_note": " "}
+    )
     assert missing_note.status_code == 400
     assert "Say what changes in this version." in html(missing_note)
     made = client.post(
@@ -355,7 +385,9 @@ def test_a_published_version_is_read_only_and_changes_go_to_a_new_version_with_a
     draft = ProgramVersion.objects.get(program=version.program, number=2)
     assert made["Location"] == reverse("onboarding:program-version", args=[draft.pk])
     assert (draft.status, draft.change_note) == (VersionStatus.DRAFT, "Training before setup")
-    assert sorted(draft.milestones.values_list("key", flat=True)) == sorted(s["key"] for s in STAGED)
+    assert sorted(draft.milestones.values_list("key", flat=True)) == sorted(
+        s["key"] for s in STAGED
+    )
 
 
 # --- A plan's page -------------------------------------------------------------------------------
@@ -384,14 +416,20 @@ def test_the_plan_page_shows_only_the_current_phases_next_actions_prominently(
 ) -> None:
     plan = plan_with_phases()
     complete_milestone(_pm(plan, "kickoff"), via="staff")
-    page = html(staff(make_user, Role.ONBOARDING_CSM).get(reverse("onboarding:plan", args=[plan.pk])))
+    page = html(
+        staff(make_user, Role.ONBOARDING_CSM).get(reverse("onboarding:plan", args=[plan.pk]))
+    )
     next_steps = _section(page, "next-actions")
     # Current phase "Start": setup (kickoff is done) and the optional tour are the next steps,
     # with setup's video; training (phase Train) and its manual are not shown here.
     assert re.findall(r'data-next-action="([\w-]+)"', next_steps) == ["setup", "tour"]
-    assert "Start" in next_steps and "Setup video" in next_steps
-    assert "Admin manual" not in next_steps and "training" not in next_steps
-    phases = re.findall(r'<details class="phase-block (\w+)" id="phase-\d+" data-phase-state="\w+"( open)?', page)
+    assert "Start" in next_steps
+    assert "Setup video" in next_steps
+    assert "Admin manual" not in next_steps
+    assert "training" not in next_steps
+    phases = re.findall(
+        r'<details class="phase-block (\w+)" id="phase-\d+" data-phase-state="\w+"( open)?', page
+    )
     assert phases == [("current", " open"), ("later", ""), ("later", "")]
 
 
@@ -402,7 +440,9 @@ def test_a_finished_phase_is_collapsed_and_the_next_phase_becomes_current(
     plan = plan_with_phases()
     complete_milestone(_pm(plan, "kickoff"), via="staff")
     complete_milestone(_pm(plan, "setup"), via="staff")
-    page = html(staff(make_user, Role.ONBOARDING_CSM).get(reverse("onboarding:plan", args=[plan.pk])))
+    page = html(
+        staff(make_user, Role.ONBOARDING_CSM).get(reverse("onboarding:plan", args=[plan.pk]))
+    )
     next_steps = _section(page, "next-actions")
     # Phase Start has no open required milestone left: Train is current.
     assert re.findall(r'data-next-action="([\w-]+)"', next_steps) == ["training"]
@@ -425,11 +465,14 @@ def test_completing_a_milestone_by_htmx_answers_the_main_section_with_new_progre
         )
     page = html(response)
     assert response.status_code == 200
-    assert page.lstrip().startswith('<div id="plan-main">') and "<html" not in page
+    assert page.lstrip().startswith('<div id="plan-main">')
+    assert "<html" not in page
     assert "1 of 4 required milestones (25%)" in page
     pm.refresh_from_db()
     assert (pm.status, pm.completed_via) == (MilestoneStatus.DONE, "staff")
-    assert TimelineEntry.objects.filter(kind="onboarding.milestone", customer=plan.customer).exists()
+    assert TimelineEntry.objects.filter(
+        kind="onboarding.milestone", customer=plan.customer
+    ).exists()
 
 
 @pytest.mark.django_db
@@ -446,7 +489,8 @@ def test_blocking_needs_a_reason_and_a_required_milestone_cannot_be_skipped(
     unknown = client.post(url, {"status": "exploded"})
     assert no_reason.status_code == 400
     assert "Reason: Say why" in _section(html(no_reason), f"pm-{pm.pk}")
-    assert by_htmx.status_code == 200 and "Reason: Say why" in html(by_htmx)
+    assert by_htmx.status_code == 200
+    assert "Reason: Say why" in html(by_htmx)
     assert skip_required.status_code == 400
     assert "A required milestone cannot be skipped." in html(skip_required)
     assert unknown.status_code == 400
@@ -461,9 +505,13 @@ def test_blocking_needs_a_reason_and_a_required_milestone_cannot_be_skipped(
     assert (blocked.status_code, skipped.status_code) == (302, 302)
     setup, tour = _pm(plan, "setup"), _pm(plan, "tour")
     assert (setup.status, setup.blocked_reason) == (MilestoneStatus.BLOCKED, "Waiting for SSO")
-    assert (tour.status, tour.skipped_reason) == (MilestoneStatus.SKIPPED, "Customer knows the product")
+    assert (tour.status, tour.skipped_reason) == (
+        MilestoneStatus.SKIPPED,
+        "Customer knows the product",
+    )
     reopened = client.post(url, {"status": "not_started"})
-    assert reopened.status_code == 302 and _pm(plan, "setup").blocked_reason == ""
+    assert reopened.status_code == 302
+    assert _pm(plan, "setup").blocked_reason == ""
 
 
 @pytest.mark.django_db
@@ -482,7 +530,9 @@ def test_this_week_lists_what_is_due_by_sunday_including_late_items(
 ) -> None:
     today = timezone.localdate()
     plan = plan_with_phases(start=today - timedelta(days=8))  # kickoff late, setup ~ this week
-    page = html(staff(make_user, Role.ONBOARDING_CSM).get(reverse("onboarding:plan", args=[plan.pk])))
+    page = html(
+        staff(make_user, Role.ONBOARDING_CSM).get(reverse("onboarding:plan", args=[plan.pk]))
+    )
     week = _section(page, "this-week")
     sunday = today + timedelta(days=6 - today.weekday())
     expected = [
@@ -518,14 +568,33 @@ def test_goals_are_added_checked_off_and_bad_goals_refused(make_user: Callable[.
     client = staff(make_user, Role.ONBOARDING_CSM)
     due = (timezone.localdate() + timedelta(days=30)).isoformat()
     url = reverse("onboarding:goal-add", args=[plan.pk])
-    no_metric = client.post(url, {"title": "80% of staff clock in", "kind": "metric", "op": ">=", "target": "0.8", "due_date": due})
-    no_items = client.post(url, {"title": "Payroll export", "kind": "checklist", "checklist": "\n ", "due_date": due})
+    no_metric = client.post(
+        url,
+        {
+            "title": "80% of staff clock in",
+            "kind": "metric",
+            "op": ">=",
+            "target": "0.8",
+            "due_date": due,
+        },
+    )
+    no_items = client.post(
+        url, {"title": "Payroll export", "kind": "checklist", "checklist": "\n ", "due_date": due}
+    )
     assert (no_metric.status_code, no_items.status_code) == (400, 400)
     assert "Choose the metric that measures the goal." in html(no_metric)
     assert "Write at least one checklist item." in html(no_items)
     assert not SuccessGoal.objects.exists()
 
-    added = client.post(url, {"title": "Payroll export", "kind": "checklist", "checklist": "Export March\nCheck totals", "due_date": due})
+    added = client.post(
+        url,
+        {
+            "title": "Payroll export",
+            "kind": "checklist",
+            "checklist": "Export March\nCheck totals",
+            "due_date": due,
+        },
+    )
     goal = SuccessGoal.objects.get()
     assert added.status_code == 302
     assert (goal.plan_id, goal.kind, [item["text"] for item in goal.checklist]) == (
@@ -551,8 +620,12 @@ def test_the_kickoff_form_starts_from_the_sales_handoff_and_is_shown_once_saved(
     client = staff(make_user, Role.ONBOARDING_CSM)
     page = html(client.get(reverse("onboarding:plan", args=[plan.pk])))
     assert 'id="kickoff-empty"' in page
-    assert "Cut payroll time in half</textarea>" in page and "Paper timesheets</textarea>" in page
-    bad = client.post(reverse("onboarding:kickoff", args=[plan.pk]), {"it_literacy": "expert", "kickoff_on": "soon"})
+    assert "Cut payroll time in half</textarea>" in page
+    assert "Paper timesheets</textarea>" in page
+    bad = client.post(
+        reverse("onboarding:kickoff", args=[plan.pk]),
+        {"it_literacy": "expert", "kickoff_on": "soon"},
+    )
     assert bad.status_code == 400
     assert re.search(r'has-error">\s*<label for="id_it_literacy"', html(bad))
     assert re.search(r'has-error">\s*<label for="id_kickoff_on"', html(bad))
@@ -564,8 +637,12 @@ def test_the_kickoff_form_starts_from_the_sales_handoff_and_is_shown_once_saved(
              "it_literacy": "low", "kickoff_notes": "Needs on-site training"},
         )  # fmt: skip
     assert saved.status_code == 302
-    record = _section(html(client.get(reverse("onboarding:plan", args=[plan.pk]))), "kickoff-record")
-    assert "2026-11-10" in record and "Low" in record and "Needs on-site training" in record
+    record = _section(
+        html(client.get(reverse("onboarding:plan", args=[plan.pk]))), "kickoff-record"
+    )
+    assert "2026-11-10" in record
+    assert "Low" in record
+    assert "Needs on-site training" in record
     assert TimelineEntry.objects.filter(kind="onboarding.kickoff").count() == 1
 
 
@@ -623,7 +700,12 @@ def test_the_gantt_draws_one_bar_per_milestone_coloured_by_status_with_today(
 
 @pytest.mark.django_db
 def test_gantt_geometry_spans_from_start_to_due_and_places_today() -> None:
-    from kizuna.onboarding.selectors import GANTT_CHART_WIDTH, GANTT_LABEL_WIDTH, gantt, plan_milestones
+    from kizuna.onboarding.selectors import (
+        GANTT_CHART_WIDTH,
+        GANTT_LABEL_WIDTH,
+        gantt,
+        plan_milestones,
+    )
 
     today = timezone.localdate()
     plan = plan_with_phases(start=today)
@@ -633,7 +715,8 @@ def test_gantt_geometry_spans_from_start_to_due_and_places_today() -> None:
     assert chart.start == plan.start_date
     assert chart.today_x == GANTT_LABEL_WIDTH
     # setup depends on kickoff: its bar starts at kickoff's due date, ends at its own due date.
-    assert setup.start == _pm(plan, "kickoff").due_date and setup.end == _pm(plan, "setup").due_date
+    assert setup.start == _pm(plan, "kickoff").due_date
+    assert setup.end == _pm(plan, "setup").due_date
     scale = GANTT_CHART_WIDTH / days
     assert setup.x == round(GANTT_LABEL_WIDTH + (setup.start - chart.start).days * scale, 1)
     assert kickoff.x == GANTT_LABEL_WIDTH
@@ -648,8 +731,10 @@ def test_the_panel_offers_to_create_a_plan_to_csms_only(make_user: Callable[...,
     url = reverse("onboarding:customer-onboarding", args=[customer.pk])
     csm_panel = html(staff(make_user, Role.ONBOARDING_CSM).get(url, headers={"HX-Request": "true"}))
     viewer_panel = html(staff(make_user, Role.VIEWER).get(url, headers={"HX-Request": "true"}))
-    assert 'id="plan-create"' in csm_panel and "<html" not in csm_panel
-    assert 'id="plan-create"' not in viewer_panel and 'id="no-plan"' in viewer_panel
+    assert 'id="plan-create"' in csm_panel
+    assert "<html" not in csm_panel
+    assert 'id="plan-create"' not in viewer_panel
+    assert 'id="no-plan"' in viewer_panel
 
 
 @pytest.mark.django_db
@@ -669,12 +754,16 @@ def test_a_plan_is_created_from_the_panel_with_a_chosen_program_or_the_automatic
     assert (plan.version_id, plan.start_date) == (version.pk, date(2026, 11, 2))
     # Nothing fits a tech-touch customer: the form says so.
     refused = client.post(
-        reverse("onboarding:plan-create", args=[tech.pk]), {"program": "", "start_date": "2026-11-02"}
+        reverse("onboarding:plan-create", args=[tech.pk]),
+        {"program": "", "start_date": "2026-11-02"},
     )
     assert refused.status_code == 400
     assert "No published onboarding program fits this customer" in html(refused)
-    bad_date = client.post(reverse("onboarding:plan-create", args=[tech.pk]), {"start_date": "tomorrow"})
-    assert bad_date.status_code == 400 and "Enter a valid date." in html(bad_date)
+    bad_date = client.post(
+        reverse("onboarding:plan-create", args=[tech.pk]), {"start_date": "tomorrow"}
+    )
+    assert bad_date.status_code == 400
+    assert "Enter a valid date." in html(bad_date)
     by_htmx = client.post(
         reverse("onboarding:plan-create", args=[acme.pk]),
         {"program": version.pk, "start_date": "2026-11-03"},
@@ -709,7 +798,9 @@ def test_the_panel_shows_the_open_plans_progress_next_steps_and_goals(
 @pytest.mark.django_db
 def test_the_board_is_the_onboarding_area_in_the_navigation(make_user: Callable[..., User]) -> None:
     page = html(staff(make_user, Role.VIEWER).get(reverse("onboarding:board")))
-    assert re.search(r'<a href="/onboarding/" class="current" aria-current="page">Onboarding</a>', page)
+    assert re.search(
+        r'<a href="/onboarding/" class="current" aria-current="page">Onboarding</a>', page
+    )
 
 
 @pytest.mark.django_db
@@ -722,7 +813,62 @@ def test_pages_need_a_login(client: Client) -> None:
         reverse("onboarding:customer-onboarding", args=[plan.customer_id]),
     ):
         response = client.get(url)
-        assert response.status_code == 302 and "/login" in response["Location"]
+        assert response.status_code == 302
+        assert "/login" in response["Location"]
 
 
-__all__ = ["PlanTask", "STAGED", "html", "plan_with_phases", "staff"]
+@pytest.mark.django_db
+def test_every_staff_page_renders_in_japanese(make_user: Callable[..., User]) -> None:
+    plan = plan_with_phases("株式会社アクメ")
+    complete_milestone(_pm(plan, "kickoff"), via="staff")
+    client = staff(make_user, Role.ONBOARDING_CSM)
+    urls = [
+        reverse("onboarding:board"),
+        reverse("onboarding:plan", args=[plan.pk]),
+        reverse("onboarding:plan-gantt", args=[plan.pk]),
+        reverse("onboarding:customer-onboarding", args=[plan.customer_id]),
+        reverse("onboarding:programs"),
+        reverse("onboarding:program", args=[plan.version.program_id]),
+        reverse("onboarding:program-version", args=[plan.version_id]),
+        reverse(
+            "onboarding:milestone-edit", args=[plan.version_id, _pm(plan, "setup").milestone_id]
+        ),
+    ]
+    for url in urls:
+        response = client.get(url, headers={"Accept-Language": "ja"})
+        assert response.status_code == 200, url
+        assert '<html lang="ja">' in html(response) or "<html" not in html(response)
+
+
+@pytest.mark.django_db
+def test_a_program_is_retargeted_and_draft_content_deleted(make_user: Callable[..., User]) -> None:
+    program = create_program(key="standard", name="Standard")
+    draft = program.versions.get()
+    phase = Phase.objects.create(version=draft, name="Start", position=0)
+    milestone = Milestone.objects.create(version=draft, phase=phase, key="a", name="A")
+    resource = Resource.objects.create(
+        milestone=milestone, kind=ResourceKind.LINK, title="Doc", url="https://example.com"
+    )
+    follow_up = FollowUp.objects.create(version=draft, name="Check-in", day_offset=7)
+    client = staff(make_user, Role.ONBOARDING_CSM)
+    saved = client.post(
+        reverse("onboarding:program", args=[program.pk]),
+        {"name": "Standard", "description": "", "touch_model": "low", "segment_key": "smb",
+         "priority": 5, "is_active": "on"},
+    )  # fmt: skip
+    program.refresh_from_db()
+    assert saved.status_code == 302
+    assert (program.touch_model, program.segment_key, program.priority) == ("low", "smb", 5)
+    not_empty = client.post(
+        reverse("onboarding:phase-edit", args=[draft.pk, phase.pk]), {"delete": "1"}
+    )
+    assert not_empty.status_code == 302
+    assert Phase.objects.filter(pk=phase.pk).exists()  # it still holds a milestone
+    client.post(reverse("onboarding:resource-delete", args=[draft.pk, resource.pk]))
+    client.post(reverse("onboarding:milestone-delete", args=[draft.pk, milestone.pk]))
+    client.post(reverse("onboarding:follow-up-delete", args=[draft.pk, follow_up.pk]))
+    client.post(reverse("onboarding:phase-edit", args=[draft.pk, phase.pk]), {"delete": "1"})
+    assert not Resource.objects.exists()
+    assert not Milestone.objects.exists()
+    assert not FollowUp.objects.exists()
+    assert not Phase.objects.exists()
