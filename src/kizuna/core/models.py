@@ -122,6 +122,8 @@ class TimelineKind(models.TextChoices):
     KICKOFF_RECORDED = "onboarding.kickoff", _("Kickoff recorded")
     ONBOARDING_LINK_SHARED = "onboarding.link_shared", _("Plan page shared")
     ONBOARDING_LINK_REVOKED = "onboarding.link_revoked", _("Plan page link revoked")
+    ONBOARDING_CANCELLED = "onboarding.cancelled", _("Onboarding plan cancelled")
+    FOLLOW_UP_DONE = "onboarding.follow_up", _("Follow-up done")
     NPS_ANSWERED = "nps.answered", _("NPS answered")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, Max, Model, OuterRef, Q
+from django.db.models import Count, Exists, Max, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -64,7 +64,7 @@ def _moment(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time(12)))
 
 
-def open_plans() -> Any:
+def open_plans() -> QuerySet[OnboardingPlan]:
     """Plans neither completed nor cancelled."""
     return OnboardingPlan.objects.filter(completed_on__isnull=True, cancelled_at__isnull=True)
 
