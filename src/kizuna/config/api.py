@@ -10,6 +10,7 @@ from kizuna.core.api import router as core_router
 from kizuna.core.api_auth import ApiTokenAuth
 from kizuna.customers.api import router as customers_router
 from kizuna.customers.import_api import router as imports_router
+from kizuna.lifecycle.api_owners import router as owners_router
 from kizuna.reports.api import router as reports_router
 
 api = NinjaAPI(
@@ -38,3 +39,4 @@ api.add_router("/", customers_router)
 api.add_router("/imports", imports_router)
 api.add_router("/kpis", reports_router)
 api.add_router("/", analytics_router)
+api.add_router("/", owners_router)

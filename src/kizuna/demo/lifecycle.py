@@ -173,9 +173,9 @@ ASSIGNMENT_RULES: tuple[RuleSpec, ...] = (
 # Handoffs are opened for the moves of the last HANDOFF_DAYS days. Those of the last
 # PENDING_DAYS, and the PENDING_LATEST latest to each role, wait for acknowledgement; the
 # others were acknowledged a few days after.
-HANDOFF_DAYS = 75
+HANDOFF_DAYS = 120
 PENDING_DAYS = 14
-PENDING_LATEST = 5
+PENDING_LATEST = 3
 
 # What the lifecycle stage writes on the timeline (besides the onboarding.completed entries
 # the timeline stage writes from the simulation).
@@ -416,9 +416,14 @@ def load_lifecycle(ctx: "LoadContext", progress: "StageProgress") -> None:
 
 
 def set_up(ctx: "LoadContext") -> Reasons:
-    """Segments, touch policy, stage criteria, teams, CSM profiles and assignment rules."""
+    """Segments, touch policy, stage criteria, teams, CSM profiles and assignment rules.
+
+    The segments, the policy and the stage criteria are what the story follows, so they are
+    (re)written; teams, profiles and assignment rules that exist already (by name, by user)
+    are left as they are.
+    """
     from kizuna.lifecycle.assignment import save_assignment_rule
-    from kizuna.lifecycle.models import CsmProfile, Team, TouchPolicy
+    from kizuna.lifecycle.models import AssignmentRule, CsmProfile, Segment, Team, TouchPolicy
     from kizuna.lifecycle.segments import save_segment
     from kizuna.lifecycle.stages import save_stage_settings
     from kizuna.lifecycle.touch import policy_reason, save_policy
@@ -429,6 +434,7 @@ def set_up(ctx: "LoadContext") -> Reasons:
             save_segment(
                 name=rule.name, key=rule.key, expression=rule.expression,
                 description=rule.description, position=position, actor=manager, as_of=ctx.today,
+                segment=Segment.objects.filter(key=rule.key).first(),
             )  # fmt: skip
         save_policy(
             {
@@ -445,11 +451,15 @@ def set_up(ctx: "LoadContext") -> Reasons:
         )
         teams: dict[str, Team] = {}
         for spec in TEAMS:
-            team = Team(name=spec.name, manager=manager)
-            team.full_clean()
-            team.save()
+            team = Team.objects.filter(name=spec.name).first()
+            if team is None:
+                team = Team(name=spec.name, manager=manager)
+                team.full_clean()
+                team.save()
             teams[spec.name] = team
             for username, capacity, languages, regions in spec.members:
+                if CsmProfile.objects.filter(user=ctx.staff[username]).exists():
+                    continue
                 profile = CsmProfile(
                     user=ctx.staff[username], team=team, capacity=capacity,
                     languages=languages, regions=regions,
@@ -458,15 +468,17 @@ def set_up(ctx: "LoadContext") -> Reasons:
                 profile.save()
         rule_names: dict[tuple[str, str], str] = {}
         for position, rule_spec in enumerate(ASSIGNMENT_RULES, start=1):
-            save_assignment_rule(
-                rule=None,
-                fields={
-                    "name": rule_spec.name, "position": position * 10, "role": rule_spec.role,
-                    "expression": rule_spec.expression, "team": teams[rule_spec.team],
-                    "method": rule_spec.method, "match_language": rule_spec.match_language,
-                    "match_region": rule_spec.match_region,
-                },
-            )  # fmt: skip
+            if not AssignmentRule.objects.filter(name=rule_spec.name).exists():
+                save_assignment_rule(
+                    rule=None,
+                    fields={
+                        "name": rule_spec.name, "position": position * 10,
+                        "role": rule_spec.role, "expression": rule_spec.expression,
+                        "team": teams[rule_spec.team], "method": rule_spec.method,
+                        "match_language": rule_spec.match_language,
+                        "match_region": rule_spec.match_region,
+                    },
+                )  # fmt: skip
             for touch in (HIGH, LOW, TECH):  # the demo's rules test the touch model or nothing
                 if not rule_spec.expression or f'"{touch}"' in rule_spec.expression:
                     rule_names.setdefault((rule_spec.role, touch), rule_spec.name)

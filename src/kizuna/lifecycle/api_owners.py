@@ -137,6 +137,7 @@ class HandoffListOut(Schema):
 
 
 class HandoffIn(Schema):
+    customer: int = Field(ge=1, le=2**63 - 1, description="The customer's id.")
     from_role: str
     to_role: str
     to_user: str | None = Field(None, description="Username; default: the owner of to_role.")
@@ -377,17 +378,21 @@ def get_handoff(request: HttpRequest, handoff_id: int) -> dict[str, Any]:
 
 
 @router.post(
-    "/customers/{customer_id}/handoffs",
-    response={201: HandoffOut, 400: DetailOut, 403: DetailOut, 404: DetailOut},
+    "/handoffs",
+    response={201: HandoffOut, 400: DetailOut, 403: DetailOut},
     summary="Write a handoff for a customer (key contacts and sales goals pre-filled)",
+    description=(
+        "Role handoffs are created here; `POST /customers/{id}/handoffs` records what sales "
+        "handed over."
+    ),
 )
-def create_handoff(
-    request: HttpRequest, customer_id: int, payload: HandoffIn
-) -> Status[dict[str, Any]]:
+def create_handoff(request: HttpRequest, payload: HandoffIn) -> Status[dict[str, Any]]:
     caller = _caller(request)
     require(caller, Capability.EDIT_CUSTOMERS)
-    customer = get_object_or_404(Customer, pk=customer_id)
     fields = payload.model_dump()
+    customer = Customer.objects.filter(pk=fields.pop("customer")).first()
+    if customer is None:
+        raise ValidationError({"customer": _("No customer with this id.")})
     to_user = _user_named("to_user", fields.pop("to_user"), caller)
     handoff = handoffs.create_handoff(
         customer=customer,

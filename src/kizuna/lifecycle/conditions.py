@@ -70,6 +70,7 @@ from django.utils.translation import gettext_lazy
 
 from kizuna.core.models import TimelineEntry, TimelineKind
 from kizuna.customers.models import Customer, LifecycleStage, Subscription, TouchModel
+from kizuna.customers.selectors import active_on
 
 __all__ = [
     "FIELDS",
@@ -1180,11 +1181,8 @@ class _Compiler:
     # -- the customers' contract values, as correlated subqueries -----------------------
 
     def active(self) -> QuerySet[Subscription]:
-        return Subscription.objects.filter(
-            Q(end_date__isnull=True) | Q(end_date__gt=self.day),
-            customer=OuterRef("pk"),
-            start_date__lte=self.day,
-        ).order_by()
+        # KPI.md's "in service on d": start <= d < end, or open-ended.
+        return Subscription.objects.filter(active_on(self.day), customer=OuterRef("pk")).order_by()
 
     def total(self, expression: Any, output: Any) -> Any:
         totals = (

@@ -475,8 +475,13 @@ def test_handoff_api_lists_reads_creates_edits_and_acknowledges(
 def test_handoff_api_creates_with_prefill_and_names_bad_fields(
     people: dict[str, User], kaisha: Customer
 ) -> None:
-    url = f"{API}/customers/{kaisha.pk}/handoffs"
-    good = {"from_role": "adoption", "to_role": "expansion", "risks": "Champion leaving"}
+    url = f"{API}/handoffs"
+    good = {
+        "customer": kaisha.pk,
+        "from_role": "adoption",
+        "to_role": "expansion",
+        "risks": "Champion leaving",
+    }
     viewer = token_client(people["viewer"])
     assert viewer.post(url, json.dumps(good), content_type="application/json").status_code == 403
 
@@ -494,6 +499,7 @@ def test_handoff_api_creates_with_prefill_and_names_bad_fields(
     for payload, field in (
         ({**good, "to_role": "sales"}, "to_role"),
         ({**good, "to_user": "ghost"}, "to_user"),
+        ({**good, "customer": kaisha.pk + 1000}, "customer"),
     ):
         response = adopter.post(url, json.dumps(payload), content_type="application/json")
         assert response.status_code == 400
