@@ -11,6 +11,7 @@ from kizuna.core.api_auth import ApiTokenAuth
 from kizuna.customers.api import router as customers_router
 from kizuna.customers.import_api import router as imports_router
 from kizuna.lifecycle.api_owners import router as owners_router
+from kizuna.lifecycle.api_policy import router as lifecycle_policy_router
 from kizuna.lifecycle.api_segments import router as segments_router
 from kizuna.reports.api import router as reports_router
 
@@ -42,3 +43,4 @@ api.add_router("/kpis", reports_router)
 api.add_router("/", analytics_router)
 api.add_router("/", owners_router)
 api.add_router("/", segments_router)
+api.add_router("/", lifecycle_policy_router)

@@ -174,8 +174,8 @@ ASSIGNMENT_RULES: tuple[RuleSpec, ...] = (
 # PENDING_DAYS, and the PENDING_LATEST latest to each role, wait for acknowledgement; the
 # others were acknowledged a few days after.
 HANDOFF_DAYS = 120
-PENDING_DAYS = 14
-PENDING_LATEST = 3
+PENDING_DAYS = 21
+PENDING_LATEST = 2
 
 # What the lifecycle stage writes on the timeline (besides the onboarding.completed entries
 # the timeline stage writes from the simulation).
@@ -388,6 +388,7 @@ class Reasons:
 def load_lifecycle(ctx: "LoadContext", progress: "StageProgress") -> None:
     """The lifecycle stage of ``demo load`` (see the module docstring)."""
     from kizuna.lifecycle.jobs import run_lifecycle
+    from kizuna.lifecycle.models import HandoffStatus, RoleHandoff
 
     reasons = set_up(ctx)
     progress(1, 5)
@@ -412,6 +413,9 @@ def load_lifecycle(ctx: "LoadContext", progress: "StageProgress") -> None:
     progress(4, 5)
     run = run_lifecycle(as_of=ctx.today)
     ctx.counts.update({f"lifecycle_run_{key}": int(value) for key, value in run.counts.items()})
+    ctx.counts["handoffs_waiting"] = RoleHandoff.objects.filter(
+        status=HandoffStatus.PENDING
+    ).count()
     progress(5, 5)
 
 

@@ -504,6 +504,11 @@ class LoadSummary:
     truth: Path
     seconds: dict[str, float]
     password: str = DEMO_PASSWORD
+    # The lifecycle stage: segments, CSM teams, changes replayed into history, handoffs waiting.
+    segments: int = 0
+    teams: int = 0
+    lifecycle_changes: int = 0
+    handoffs_pending: int = 0
 
 
 def load_demo(
@@ -572,4 +577,8 @@ def _summary(ctx: LoadContext) -> LoadSummary:
         users=tuple(member.username for member in ctx.config.staff),
         truth=ctx.out / TRUTH_DIR,
         seconds=dict(ctx.seconds),
+        segments=ctx.counts.get("segments", 0),
+        teams=ctx.counts.get("teams", 0),
+        lifecycle_changes=ctx.counts.get("lifecycle_changes", 0),
+        handoffs_pending=ctx.counts.get("handoffs_waiting", 0),
     )

@@ -190,11 +190,6 @@ def test_history_for_lists_every_dimension_of_the_customer() -> None:
 # --- Found while testing: reported to the lead with the fix (the markers go when fixed) --------
 
 
-@pytest.mark.xfail(
-    connection.vendor == "sqlite",  # PostgreSQL's bulk update casts to varchar(500), truncating
-    strict=True,
-    reason="history.py: same-day replacement keeps the full reason",
-)
 def test_a_same_day_replacement_truncates_the_reason_like_a_new_row() -> None:
     acme = Customer.objects.create(name="Acme")
     for value, reason in (("small", "first"), ("enterprise", "x" * 600)):
@@ -209,7 +204,6 @@ def test_a_same_day_replacement_truncates_the_reason_like_a_new_row() -> None:
     assert len(row.reason) <= 500
 
 
-@pytest.mark.xfail(strict=True, reason="history.py: sync's same-day replacement keeps old reason")
 def test_an_edit_synced_on_the_day_of_a_rule_change_does_not_keep_the_rules_reason(
     make_user: Callable[..., User],
 ) -> None:
@@ -229,7 +223,6 @@ def test_an_edit_synced_on_the_day_of_a_rule_change_does_not_keep_the_rules_reas
     assert (row.value, row.source, row.reason, row.actor) == ("tech", ChangeSource.EDIT, "", None)
 
 
-@pytest.mark.xfail(strict=True, reason="history.py: a change dated before the open row inverts it")
 def test_a_change_dated_before_the_open_row_never_makes_an_inverted_interval() -> None:
     acme = Customer.objects.create(name="Acme")
     record_changes(
@@ -242,7 +235,6 @@ def test_a_change_dated_before_the_open_row_never_makes_an_inverted_interval() -
         assert valid_from is None or valid_to is None or valid_from < valid_to, value
 
 
-@pytest.mark.xfail(strict=True, reason="history.py: compares with the open row, not the field")
 def test_a_rule_restoring_the_recorded_value_also_fixes_a_field_edited_outside() -> None:
     acme = Customer.objects.create(name="Acme", touch_model=TouchModel.HIGH)
     Customer.objects.filter(pk=acme.pk).update(touch_model=TouchModel.LOW)  # not synced yet
@@ -253,11 +245,6 @@ def test_a_rule_restoring_the_recorded_value_also_fixes_a_field_edited_outside()
     assert acme.touch_model == "high"
 
 
-@pytest.mark.xfail(
-    connection.vendor == "postgresql",
-    strict=True,
-    reason="history.py: PostgreSQL sorts NULL valid_from first in a descending order",
-)
 def test_history_for_puts_rows_since_the_beginning_last_on_every_database() -> None:
     acme = Customer.objects.create(name="Acme")
     record_changes(

@@ -138,6 +138,17 @@ class Population:
             or self.group is not None
         )
 
+    @property
+    def reads_history(self) -> bool:
+        """Whether a filter reads segment, touch model, stage or owner (as of a day)."""
+        return bool(
+            self.segment
+            or self.touch_model
+            or self.lifecycle_stage
+            or self.owner_id is not None
+            or self.group is not None
+        )
+
     def day_for(self, start: date) -> date:
         """The day the dimensions are read on for a period starting on ``start``."""
         return self.as_of or start

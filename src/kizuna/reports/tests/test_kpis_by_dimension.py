@@ -352,9 +352,12 @@ def test_the_command_prints_a_row_per_group_and_the_total(csms: tuple[User, User
 
 def test_the_command_filters_as_of_a_chosen_day(csms: tuple[User, User]) -> None:
     segment_book(*csms)
-    args = ["logo_churn_rate", *FEBRUARY_ARGS, "--segment", "enterprise", "--json"]
-    assert json.loads(kpi(*args))["denominator"] == 2
-    assert json.loads(kpi(*args, "--as-of", "2026-02-15"))["denominator"] == 1
+    args = ["logo_churn_rate", *FEBRUARY_ARGS, "--segment", "enterprise"]
+    assert json.loads(kpi(*args, "--json"))["denominator"] == 2
+    assert json.loads(kpi(*args, "--json", "--as-of", "2026-02-15"))["denominator"] == 1
+    text = kpi(*args, "--as-of", "2026-02-15")
+    assert "as of        2026-02-15" in text
+    assert "denominator  1" in text
 
 
 @pytest.mark.parametrize(

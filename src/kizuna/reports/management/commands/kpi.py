@@ -160,6 +160,9 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"{definition.name_en} / {definition.name_ja} ({definition.id})")
         self.stdout.write(f"period       {payload['start']} → {payload['end']}")
+        if population.reads_history or population.as_of:
+            day = population.day_for(start).isoformat()
+            self.stdout.write(f"as of        {day} (segment, touch model, stage, owner)")
         self.stdout.write(f"value        {_show(result.value, definition.unit)}")
         self.stdout.write(f"numerator    {_show(result.numerator, None)}")
         self.stdout.write(f"denominator  {_show(result.denominator, None)}")
