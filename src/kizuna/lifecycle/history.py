@@ -385,6 +385,8 @@ def as_of_filter(dimension: str, values: Iterable[str], day: date) -> Q:
     matches = Exists(_covering(dimension, day).filter(value__in=wanted))
     if field.endswith("_id"):
         current = Q(**{f"{field}__in": [int(value) for value in wanted if value.isdigit()]})
+        if "" in wanted:
+            current |= Q(**{f"{field}__isnull": True})
     else:
         current = Q(**{f"{field}__in": wanted})
     return Q(matches) | (~Q(has_history) & current)
