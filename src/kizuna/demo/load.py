@@ -14,7 +14,10 @@ run in order with a progress callback. Each writes the way a real company's data
 7. ``latest day``: the last day's events (and identify/group calls) through the Segment-compatible
    ingestion service with a source's write key, then the lake flush;
 8. ``metrics``: the daily metric history (``kizuna metrics run``) so Customer 360 has charts;
-9. ``ground truth``: the hidden truth under ``KIZUNA_DATA_DIR/demo/`` (Kizuna never reads it).
+9. ``lifecycle``: segments, touch-model policy, CSM teams and assignment rules as a manager sets
+   them in Settings, each customer's stage, touch-model and owner history replayed with its
+   dates, recent handoffs between CSMs, then the lifecycle run of today (lifecycle.py);
+10. ``ground truth``: the hidden truth under ``KIZUNA_DATA_DIR/demo/`` (Kizuna never reads it).
 
 Later features add their stage (onboarding programs, playbooks, surveys…) to ``STAGES``.
 """
@@ -61,6 +64,7 @@ from kizuna.customers.services import (
 from kizuna.demo.config import DEFAULT_CONFIG, DEMO_PASSWORD, DemoConfig
 from kizuna.demo.events import Calendar, EventGenerator, event_writer, plain
 from kizuna.demo.files import TRUTH_DIR, TruthWriter, csv_bytes
+from kizuna.demo.lifecycle import load_lifecycle
 from kizuna.demo.simulation import SimulatedCustomer, Simulator, add_months
 
 # (done, total) of the running stage; total 0 when unknown.
@@ -469,6 +473,11 @@ STAGES: list[Stage] = [
         "latest_day", gettext_lazy("Sending the latest day to the ingestion API"), ingest_latest_day
     ),
     Stage("metrics", gettext_lazy("Computing metrics"), compute_metrics),
+    Stage(
+        "lifecycle",
+        gettext_lazy("Segments, touch models, CSM teams, lifecycle history and handoffs"),
+        load_lifecycle,
+    ),
     Stage("ground_truth", gettext_lazy("Writing the ground truth"), write_ground_truth),
 ]
 
@@ -495,6 +504,11 @@ class LoadSummary:
     truth: Path
     seconds: dict[str, float]
     password: str = DEMO_PASSWORD
+    # The lifecycle stage: segments, CSM teams, changes replayed into history, handoffs waiting.
+    segments: int = 0
+    teams: int = 0
+    lifecycle_changes: int = 0
+    handoffs_pending: int = 0
 
 
 def load_demo(
@@ -563,4 +577,8 @@ def _summary(ctx: LoadContext) -> LoadSummary:
         users=tuple(member.username for member in ctx.config.staff),
         truth=ctx.out / TRUTH_DIR,
         seconds=dict(ctx.seconds),
+        segments=ctx.counts.get("segments", 0),
+        teams=ctx.counts.get("teams", 0),
+        lifecycle_changes=ctx.counts.get("lifecycle_changes", 0),
+        handoffs_pending=ctx.counts.get("handoffs_waiting", 0),
     )

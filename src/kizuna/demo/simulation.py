@@ -31,6 +31,13 @@ from kizuna.demo.config import ANALYTICS, CONNECT, SUPPORT, DemoConfig, ProductS
 NOTE, MEETING, TRAINING, REVIEW = "note", "meeting", "training", "review_meeting"
 HANDOFF = "handoff.recorded"
 NPS_ANSWERED = "nps.answered"
+# Written by the onboarding context once it exists; until then the demo writes it (payload
+# {"days": n}). Its date is when the customer passes from onboarding to adoption.
+ONBOARDING_COMPLETED = "onboarding.completed"
+# What an onboarding plans ahead; none of it happens once the customer has left.
+ONBOARDING_STORY = frozenset(
+    {"kickoff", "onboarding_training", "milestone", "onboarding_stalled", "onboarding_completed"}
+)
 
 CHAMPION, ADMIN, DECISION_MAKER, BILLING, END_USER = (
     "champion", "admin", "decision_maker", "billing", "end_user",
@@ -536,6 +543,8 @@ class _Life:
             if not self.onboarded and (day - self.stint_start).days >= self.onboarding_days:
                 self.onboarded = True
                 self.target = self.fit + self._onboarding_effect(self.onboarding_days)
+                if self.reactivated:
+                    self._reonboarded()
             self._departures(day, week_end)
             self._training(day, week_end)
             if week % 4 == 0:
@@ -554,10 +563,25 @@ class _Life:
         c.handoff = None if self.reactivated else self._handoff(self.stint_start)
         self._notes()
         self._fill_identities(int(self.users.max()) if weeks else 0)
+        left = self._first_churn()
         c.happenings = sorted(
-            (h for h in c.happenings if h.day < today), key=lambda h: (h.day, h.kind)
+            (
+                h
+                for h in c.happenings
+                if h.day < today
+                and not (
+                    left is not None
+                    and h.kind in ONBOARDING_STORY
+                    and h.day >= left
+                    and not h.payload.get("reactivated")
+                )
+            ),
+            key=lambda h: (h.day, h.kind),
         )
         return c
+
+    def _first_churn(self) -> date | None:
+        return min((h.day for h in self.c.happenings if h.kind == "churn"), default=None)
 
     # -- the rules, one per method, in the order a week applies them -----------------------------
 
@@ -597,6 +621,14 @@ class _Life:
                     f"{ANALYTICS.name} {ANALYTICS.plan(self.rank).name}"
                     f"({self.seats}席、月額契約)で利用を再開。",
                     c.owners[0], {"seats": self.seats, "rank": self.rank})  # fmt: skip
+
+    def _reonboarded(self) -> None:
+        """A reactivated customer's shorter onboarding is done (its first one was planned)."""
+        days = self.onboarding_days
+        self._event(self.stint_start + timedelta(days=days), "onboarding_completed",
+                    ONBOARDING_COMPLETED, "再オンボーディング完了",
+                    f"再契約後の初期設定・利用再開の支援を完了(再開から{days}日)。",
+                    self.c.owners[0], {"days": days, "reactivated": True})  # fmt: skip
 
     def _decide_renewal(self, day: date) -> None:
         """Ahead of the period's end: leave (more likely the lower engagement was) or renew."""
@@ -806,7 +838,7 @@ class _Life:
                         "データソースの接続設定が進まず、ダッシュボード作成に進めていない。"
                         "情報システム部門の工数確保を依頼。", csm,
                         {"milestone": onboarding.stall_milestone})  # fmt: skip
-        self._event(start + timedelta(days=days), "onboarding_completed", NOTE,
+        self._event(start + timedelta(days=days), "onboarding_completed", ONBOARDING_COMPLETED,
                     "オンボーディング完了",
                     f"初期設定・主要ダッシュボードの展開を完了(開始から{days}日)。", csm,
                     {"days": days})  # fmt: skip

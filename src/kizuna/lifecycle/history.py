@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -125,6 +125,12 @@ def _seed(dimension: str, customer_ids: list[int], current: Mapping[int, str]) -
     )
 
 
+def _replaces(valid_from: date | None, on: date) -> bool:
+    """A change dated on (or before) the day the open row began replaces that row's value:
+    one value per customer and day, and never an interval that ends before it starts."""
+    return valid_from is not None and valid_from >= on
+
+
 @transaction.atomic
 def record_changes(
     *,
@@ -149,17 +155,27 @@ def record_changes(
     current = _current_values(dimension, ids)
     _seed(dimension, ids, current)
     open_rows = _open_rows(dimension, ids)
+    # A field edited elsewhere and not synced yet is recorded first, so the change below is
+    # judged against the customer's real value (and always reaches the field).
+    stale = {
+        pk: ((row.pk, row.value, row.valid_from), current[pk])
+        for pk, row in open_rows.items()
+        if pk in current and row.value != current[pk]
+    }
+    if stale:
+        _record_history_only(dimension, stale, on=on)
+        open_rows = _open_rows(dimension, ids)
     changed = [pk for pk in ids if pk in open_rows and open_rows[pk].value != values[pk]]
     if not changed:
         return []
     now = timezone.now()
-    to_close = [open_rows[pk].pk for pk in changed if open_rows[pk].valid_from != on]
-    same_day = [open_rows[pk] for pk in changed if open_rows[pk].valid_from == on]
+    to_close = [open_rows[pk].pk for pk in changed if not _replaces(open_rows[pk].valid_from, on)]
+    same_day = [open_rows[pk] for pk in changed if _replaces(open_rows[pk].valid_from, on)]
     for chunk in _chunks(to_close):
         StateHistory.objects.filter(pk__in=chunk).update(valid_to=on)
     for row in same_day:
         row.value = values[row.customer_id]
-        row.source, row.reason, row.actor, row.recorded_at = source, reason, actor, now
+        row.source, row.reason, row.actor, row.recorded_at = source, reason[:500], actor, now
     StateHistory.objects.bulk_update(
         same_day, ["value", "source", "reason", "actor", "recorded_at"], batch_size=_CHUNK
     )
@@ -176,7 +192,7 @@ def record_changes(
                 recorded_at=now,
             )
             for pk in changed
-            if open_rows[pk].valid_from != on
+            if not _replaces(open_rows[pk].valid_from, on)
         ],
         batch_size=_CHUNK,
     )
@@ -314,12 +330,18 @@ def _record_history_only(
     *,
     on: date,
 ) -> None:
-    to_close = [row[0] for row, _value in changes.values() if row[2] != on]
+    to_close = [row[0] for row, _value in changes.values() if not _replaces(row[2], on)]
     for chunk in _chunks(to_close):
         StateHistory.objects.filter(pk__in=chunk).update(valid_to=on)
     for row, value in changes.values():
-        if row[2] == on:
-            StateHistory.objects.filter(pk=row[0]).update(value=value, source=ChangeSource.EDIT)
+        if _replaces(row[2], on):
+            StateHistory.objects.filter(pk=row[0]).update(
+                value=value,
+                source=ChangeSource.EDIT,
+                reason="",
+                actor=None,
+                recorded_at=timezone.now(),
+            )
     StateHistory.objects.bulk_create(
         [
             StateHistory(
@@ -330,7 +352,7 @@ def _record_history_only(
                 source=ChangeSource.EDIT,
             )
             for pk, (row, value) in changes.items()
-            if row[2] != on
+            if not _replaces(row[2], on)
         ],
         batch_size=_CHUNK,
     )
@@ -363,6 +385,8 @@ def as_of_filter(dimension: str, values: Iterable[str], day: date) -> Q:
     matches = Exists(_covering(dimension, day).filter(value__in=wanted))
     if field.endswith("_id"):
         current = Q(**{f"{field}__in": [int(value) for value in wanted if value.isdigit()]})
+        if "" in wanted:
+            current |= Q(**{f"{field}__isnull": True})
     else:
         current = Q(**{f"{field}__in": wanted})
     return Q(matches) | (~Q(has_history) & current)
@@ -387,5 +411,5 @@ def history_for(customer_id: int) -> QuerySet[StateHistory]:
     return (
         StateHistory.objects.filter(customer_id=customer_id)
         .select_related("actor")
-        .order_by("-valid_from", "-id")
+        .order_by(F("valid_from").desc(nulls_last=True), "-id")
     )

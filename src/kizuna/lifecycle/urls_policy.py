@@ -1,15 +1,23 @@
-"""Routes of this area (minimal pages until the area lands on this branch)."""
+"""Routes of Settings → Touch models and Stages, the run button, the Customer 360 panel."""
 
-from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-
-def _empty(request: HttpRequest, pk: int = 0) -> HttpResponse:
-    return HttpResponse("")
-
+from kizuna.lifecycle import views_policy as views
 
 urlpatterns = [
-    path("touch-policy/", _empty, name="touch-policy"),
-    path("stage-settings/", _empty, name="stage-settings"),
-    path("customer-lifecycle/<int:pk>/", _empty, name="customer-lifecycle"),
+    path("settings/touch-models/", views.touch_policy, name="touch-policy"),
+    path("settings/stages/", views.stage_settings, name="stage-settings"),
+    path("settings/stages/run/", views.run_now, name="run"),
+    path("customers/<int:pk>/lifecycle/", views.customer_lifecycle, name="customer-lifecycle"),
+    path("customers/<int:pk>/stage/", views.customer_stage, name="customer-stage"),
+    path(
+        "customers/<int:pk>/touch-override/",
+        views.customer_touch_override,
+        name="customer-touch-override",
+    ),
+    path(
+        "customers/<int:pk>/touch-override/end/",
+        views.customer_touch_override_end,
+        name="customer-touch-override-end",
+    ),
 ]

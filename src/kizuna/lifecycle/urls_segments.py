@@ -1,13 +1,14 @@
-"""Routes of this area (minimal pages until the area lands on this branch)."""
+"""Routes of Settings → Segments (names land in the "lifecycle" namespace)."""
 
-from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.urls import URLPattern, path
 
+from kizuna.lifecycle import views_segments as views
 
-def _empty(request: HttpRequest, pk: int = 0) -> HttpResponse:
-    return HttpResponse("")
-
-
-urlpatterns = [
-    path("segments/", _empty, name="segments"),
+urlpatterns: list[URLPattern] = [
+    path("settings/segments/", views.segment_list, name="segments"),
+    path("settings/segments/add/", views.segment_form, name="segment-create"),
+    path("settings/segments/preview/", views.segment_preview, name="segment-preview"),
+    path("settings/segments/<int:pk>/", views.segment_form, name="segment-edit"),
+    path("settings/segments/<int:pk>/delete/", views.segment_delete, name="segment-delete"),
+    path("settings/segments/<int:pk>/move/", views.segment_move, name="segment-move"),
 ]

@@ -1,4 +1,5 @@
-"""KPI endpoints (mounted at /api/v1/kpis): the catalog, one KPI for a period, its monthly trend."""
+"""KPI endpoints (mounted at /api/v1/kpis): the catalog, one KPI for a period (optionally
+broken down by a dimension), its monthly trend, and the time customers spend in each stage."""
 
 from datetime import date
 from typing import Any
@@ -14,13 +15,17 @@ from kizuna.reports.kpis import (
     KPIS,
     AnyKpi,
     KpiInputError,
+    Population,
+    compute_grouped_kpi,
     compute_kpi,
     last_complete_month,
+    parse_group_by,
     resolve_population,
     trend,
 )
 from kizuna.reports.kpis.population import parse_cohort
 from kizuna.reports.kpis.trend import MAX_MONTHS
+from kizuna.reports.time_in_stage import time_in_stage
 
 router = Router(tags=["kpis"])
 
@@ -44,12 +49,20 @@ class PopulationQuery(Schema):
     owner: str = ""  # username
     product: str = ""  # product code
     cohort: str = ""  # YYYY-MM
+    as_of: date | None = None  # the day the dimensions are read on; default each period's start
 
 
 class PeriodQuery(PopulationQuery):
     start: date
     end: date
     inactivity_days: int = DEFAULT_INACTIVITY_DAYS  # activity_churn_rate only
+    group_by: str = ""  # segment, touch_model, stage or owner: adds ``groups``
+
+
+class TimeInStageQuery(Schema):
+    segment: str = ""  # segment key, as of today
+    touch_model: str = ""  # as of today
+    cohort: str = ""  # YYYY-MM of the first start date
 
 
 class TrendQuery(PopulationQuery):
@@ -76,6 +89,18 @@ def _unknown(kpi_id: str) -> Status[dict[str, Any]]:
     return Status(404, {"detail": f"unknown KPI '{kpi_id}'; known: {', '.join(sorted(KPIS))}"})
 
 
+def _population(query: PopulationQuery) -> Population:
+    return resolve_population(
+        segment=query.segment,
+        touch_model=query.touch_model,
+        stage=query.stage,
+        owner=query.owner,
+        product=query.product,
+        cohort=query.cohort,
+        as_of=query.as_of,
+    )
+
+
 def _catalog_entry(definition: AnyKpi) -> dict[str, str]:
     return {
         "id": definition.id,
@@ -93,6 +118,30 @@ def list_kpis(request: HttpRequest) -> list[dict[str, str]]:
 
 
 @router.get(
+    "/time-in-stage",
+    response={200: dict[str, Any], 422: DetailOut},
+    summary="Days customers spend in each lifecycle stage (completed and current stays)",
+)
+def get_time_in_stage(
+    request: HttpRequest, query: Query[TimeInStageQuery]
+) -> Status[dict[str, Any]]:
+    """Per stage: customers, and count, median and mean days of completed and current stays.
+
+    From the stage history; a stay open since the beginning starts on the customer's first
+    start date. ``segment`` and ``touch_model`` filter on today's values, ``cohort`` on the
+    month of the first start date. Days are numbers (``null`` without stays).
+    """
+    require(request.user, Capability.VIEW)
+    try:
+        report = time_in_stage(
+            segment=query.segment, touch_model=query.touch_model, cohort=query.cohort
+        )
+    except KpiInputError as exc:
+        return _refused(exc)
+    return Status(200, report.as_json())
+
+
+@router.get(
     "/{kpi_id}",
     response={200: dict[str, Any], 400: DetailOut, 404: DetailOut, 422: DetailOut},
     summary="One KPI for a period, with its numerator and denominator",
@@ -101,29 +150,39 @@ def get_kpi(request: HttpRequest, kpi_id: str, query: Query[PeriodQuery]) -> Sta
     """Rates are fractions (``null`` when the denominator is empty); money in the base currency.
 
     ``inactivity_days`` (1–366, default 14) is the window of ``activity_churn_rate``.
+    Segment, touch model, stage and owner are read as of ``as_of`` (default: ``start``) from
+    the lifecycle history. ``group_by`` (``segment``, ``touch_model``, ``stage``, ``owner``)
+    adds ``group_by``, ``as_of``, ``groups_overlap`` and ``groups``: one entry per group value
+    (``key``, ``label``, ``value``, ``numerator``, ``denominator``, ``details``).
     """
     require(request.user, Capability.VIEW)
     definition = KPIS.get(kpi_id)
     if definition is None:
         return _unknown(kpi_id)
+    names = {"name_en": definition.name_en, "name_ja": definition.name_ja}
     try:
+        group_by = parse_group_by(query.group_by)
+        population = _population(query)
+        if group_by is not None:
+            grouped = compute_grouped_kpi(
+                kpi_id=kpi_id,
+                start=query.start,
+                end=query.end,
+                population=population,
+                group_by=group_by,
+                inactivity_days=query.inactivity_days,
+            )
+            return Status(200, grouped.as_json(**names))
         result = compute_kpi(
             kpi_id=kpi_id,
             start=query.start,
             end=query.end,
-            population=resolve_population(
-                segment=query.segment,
-                touch_model=query.touch_model,
-                stage=query.stage,
-                owner=query.owner,
-                product=query.product,
-                cohort=query.cohort,
-            ),
+            population=population,
             inactivity_days=query.inactivity_days,
         )
     except KpiInputError as exc:
         return _refused(exc)
-    return Status(200, result.as_json(name_en=definition.name_en, name_ja=definition.name_ja))
+    return Status(200, result.as_json(**names))
 
 
 @router.get(
@@ -149,14 +208,7 @@ def get_kpi_trend(
             kpi_id,
             months=query.months,
             end_month=end_month,
-            population=resolve_population(
-                segment=query.segment,
-                touch_model=query.touch_model,
-                stage=query.stage,
-                owner=query.owner,
-                product=query.product,
-                cohort=query.cohort,
-            ),
+            population=_population(query),
             inactivity_days=query.inactivity_days,
         )
     except KpiInputError as exc:

@@ -4,18 +4,23 @@ from dataclasses import dataclass
 from datetime import date
 
 from kizuna.analytics.usage_kpis import has_usage_data
-from kizuna.customers.models import Subscription
+from kizuna.customers.models import Customer, Subscription
+from kizuna.lifecycle.models import Segment
 from kizuna.reports.kpis import (
     ADOPTION_KPIS,
     DEFAULT_INACTIVITY_DAYS,
     KPIS,
     AnyKpi,
+    GroupBy,
+    GroupedKpi,
     KpiResult,
     Population,
+    compute_grouped_kpi,
     monthly_totals,
     monthly_usage_totals,
 )
 from kizuna.reports.kpis.catalog import CONTRACT_KPIS
+from kizuna.reports.kpis.population import next_month
 
 # The KPI cards of the contract dashboard, in the order shown.
 CARD_KPIS = (
@@ -118,4 +123,33 @@ def adoption_dashboard(
         cards=[(KPIS[kpi_id], current[kpi_id]) for kpi_id in ADOPTION_CARD_KPIS],
         months=history,
         inactivity_days=inactivity_days,
+    )
+
+
+def segment_choices() -> list[tuple[str, str]]:
+    """(key, name) of the defined segments in their order, then keys customers hold that no
+    segment defines (kept so that old data stays reachable)."""
+    defined = list(Segment.objects.order_by("position", "id").values_list("key", "name"))
+    known = {key for key, _name in defined}
+    held = (
+        Customer.objects.exclude(segment="")
+        .exclude(segment__in=known)
+        .order_by("segment")
+        .values_list("segment", flat=True)
+        .distinct()
+    )
+    return [*defined, *((key, key) for key in held)]
+
+
+def kpi_breakdown(
+    *, kpi_id: str, month: date, population: Population, group_by: GroupBy
+) -> GroupedKpi:
+    """One KPI for ``month`` (first day to first day of the next), per group of ``group_by``
+    read as of the month's first day, and in total."""
+    return compute_grouped_kpi(
+        kpi_id=kpi_id,
+        start=month,
+        end=next_month(month),
+        population=population,
+        group_by=group_by,
     )

@@ -8,4 +8,5 @@ app_name = "reports"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("time-in-stage/", views.time_in_stage, name="time-in-stage"),
 ]

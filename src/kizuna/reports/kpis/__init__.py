@@ -9,8 +9,15 @@ from kizuna.reports.kpis.catalog import (
     kpi_definition,
 )
 from kizuna.reports.kpis.contracts import ContractTotals, contract_totals
+from kizuna.reports.kpis.groups import (
+    GroupedKpi,
+    KpiGroup,
+    compute_grouped_kpi,
+    group_labels,
+    parse_group_by,
+)
 from kizuna.reports.kpis.inputs import parse_day, resolve_population
-from kizuna.reports.kpis.population import KpiInputError, Population
+from kizuna.reports.kpis.population import GroupBy, KpiInputError, Population
 from kizuna.reports.kpis.results import KpiResult, TrendPoint, Unit
 from kizuna.reports.kpis.trend import (
     last_complete_month,
@@ -32,7 +39,10 @@ __all__ = [
     "MAX_INACTIVITY_DAYS",
     "AnyKpi",
     "ContractTotals",
+    "GroupBy",
+    "GroupedKpi",
     "KpiDefinition",
+    "KpiGroup",
     "KpiInputError",
     "KpiResult",
     "Population",
@@ -40,13 +50,16 @@ __all__ = [
     "Unit",
     "UsageKpiDefinition",
     "UsageTotals",
+    "compute_grouped_kpi",
     "compute_kpi",
     "contract_totals",
+    "group_labels",
     "kpi_definition",
     "last_complete_month",
     "monthly_totals",
     "monthly_usage_totals",
     "parse_day",
+    "parse_group_by",
     "resolve_population",
     "trend",
     "usage_totals",

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 
 from kizuna.customers.models import Subscription
 from kizuna.reports.kpis.population import KpiInputError, Population
@@ -71,7 +72,7 @@ def _rate_case() -> tuple[str, list[Any]]:
     return f"CASE UPPER(s.currency) {' '.join(whens)} ELSE NULL END", params
 
 
-def _missing_rates(*, end: date, population: Population) -> list[str]:
+def _missing_rates(*, end: date, population: Population, member_days: Sequence[date]) -> list[str]:
     """The currencies without a configured rate among the rows the totals would read."""
     base = str(settings.KIZUNA_BASE_CURRENCY).upper()
     known = {base} | {code.upper() for code in getattr(settings, "KIZUNA_CURRENCY_RATES", {})}
@@ -79,7 +80,10 @@ def _missing_rates(*, end: date, population: Population) -> list[str]:
     if population.product_id is not None:
         rows = rows.filter(product_id=population.product_id)
     if population.filters_customers:
-        rows = rows.filter(customer_id__in=population.customers())
+        members = Q(pk__in=[])
+        for day in sorted(set(member_days)):
+            members |= Q(customer_id__in=population.customers(day))
+        rows = rows.filter(members)
     currencies = {code.upper() for code in rows.values_list("currency", flat=True).distinct()}
     return sorted(currencies - known)
 
@@ -95,31 +99,39 @@ def contract_totals(*, start: date, end: date, population: Population) -> Contra
     return contract_totals_series(days=[start, end], population=population)[0]
 
 
-def _period_columns(k: int) -> str:
+def _period_columns(k: int, *, member: str = "") -> str:
     """The 14 aggregates of the period [day k, day k + 1] over ``per_customer``.
 
-    Its four placeholders all stand for day k (new vs. reactivated customers).
+    Its four placeholders all stand for day k (new vs. reactivated customers). ``member``,
+    when given, is the SQL condition that a customer belongs to the period's population.
     """
     a0, a1, m0, m1 = f"active_{k}", f"active_{k + 1}", f"mrr_{k}", f"mrr_{k + 1}"
     gone = f"{a0} = 1 AND {a1} = 0"
     both = f"{a0} = 1 AND {a1} = 1"
     came = f"{a0} = 0 AND {a1} = 1"
-    columns = [
-        f"SUM({a0})",
-        f"SUM({a1})",
-        f"SUM(CASE WHEN {gone} THEN 1 ELSE 0 END)",
-        f"SUM(CASE WHEN {both} THEN 1 ELSE 0 END)",
-        f"SUM(CASE WHEN {came} AND first_start > %s THEN 1 ELSE 0 END)",
-        f"SUM(CASE WHEN {came} AND first_start <= %s THEN 1 ELSE 0 END)",
-        f"SUM({m0})",
-        f"SUM({m1})",
-        f"SUM(CASE WHEN {a0} = 1 THEN {m1} ELSE 0 END)",
-        f"SUM(CASE WHEN {gone} THEN {m0} ELSE 0 END)",
-        f"SUM(CASE WHEN {both} AND {m0} > {m1} THEN {m0} - {m1} ELSE 0 END)",
-        f"SUM(CASE WHEN {both} AND {m1} > {m0} THEN {m1} - {m0} ELSE 0 END)",
-        f"SUM(CASE WHEN {came} AND first_start > %s THEN {m1} ELSE 0 END)",
-        f"SUM(CASE WHEN {came} AND first_start <= %s THEN {m1} ELSE 0 END)",
+    # (condition, summed value): SUM(CASE WHEN condition THEN value ELSE 0 END)
+    parts = [
+        (f"{a0} = 1", "1"),
+        (f"{a1} = 1", "1"),
+        (gone, "1"),
+        (both, "1"),
+        (f"{came} AND first_start > %s", "1"),
+        (f"{came} AND first_start <= %s", "1"),
+        ("", m0),
+        ("", m1),
+        (f"{a0} = 1", m1),
+        (gone, m0),
+        (f"{both} AND {m0} > {m1}", f"{m0} - {m1}"),
+        (f"{both} AND {m1} > {m0}", f"{m1} - {m0}"),
+        (f"{came} AND first_start > %s", m1),
+        (f"{came} AND first_start <= %s", m1),
     ]
+    columns = []
+    for condition, value in parts:
+        where = " AND ".join(part for part in (member, condition) if part)
+        columns.append(
+            f"SUM(CASE WHEN {where} THEN {value} ELSE 0 END)" if where else f"SUM({value})"
+        )
     return ",\n    ".join(f"COALESCE({column}, 0)" for column in columns)
 
 
@@ -129,6 +141,10 @@ def contract_totals_series(*, days: Sequence[date], population: Population) -> l
     ``days`` must be in order (at least two). One pass over the subscriptions computes each
     customer's MRR and activity on every day, then the totals of every consecutive pair, so
     a 12-month trend costs about as much as a single month.
+
+    The population of period k is read as of ``population.day_for(days[k])``. When every
+    period reads it on the same day the subscriptions are filtered up front; otherwise each
+    customer carries a membership flag per period and each period sums its members only.
     """
     if len(days) < 2 or any(b < a for a, b in itertools.pairwise(days)):
         raise KpiInputError("end", "the days of a series must be at least two and in order")
@@ -139,10 +155,18 @@ def contract_totals_series(*, days: Sequence[date], population: Population) -> l
     if population.product_id is not None:
         where.append("s.product_id = %s")
         where_params.append(population.product_id)
-    if population.filters_customers:
-        ids_sql, ids_params = population.customer_ids_sql()
+    member_days = [population.day_for(day) for day in days[:-1]]
+    flags: list[str] = []
+    flag_params: list[Any] = []
+    if population.filters_customers and len(set(member_days)) == 1:
+        ids_sql, ids_params = population.customer_ids_sql(member_days[0])
         where.append(f"s.customer_id IN ({ids_sql})")
         where_params.extend(ids_params)
+    elif population.filters_customers:
+        for k, day in enumerate(member_days):
+            ids_sql, ids_params = population.customer_ids_sql(day)
+            flags.append(f"CASE WHEN customer_id IN ({ids_sql}) THEN 1 ELSE 0 END AS member_{k}")
+            flag_params.extend(ids_params)
     active_on = "(start_date <= %s AND (end_date IS NULL OR end_date > %s))"
     customer_columns = []
     customer_params: list[Any] = []
@@ -153,8 +177,13 @@ def contract_totals_series(*, days: Sequence[date], population: Population) -> l
     period_sql = []
     period_params: list[Any] = []
     for k in range(len(days) - 1):
-        period_sql.append(_period_columns(k))
+        period_sql.append(_period_columns(k, member=f"member_{k} = 1" if flags else ""))
         period_params.extend([days[k]] * 4)
+    # Rows without an exchange rate matter only for customers some period counts.
+    unpriced = "unpriced"
+    if flags:
+        unpriced = f"CASE WHEN {' OR '.join(f'member_{k} = 1' for k in range(len(flags)))} "
+        unpriced += "THEN unpriced ELSE 0 END"
     # Placeholders only: every value below travels as a parameter.
     sql = f"""
 WITH subs AS (
@@ -165,23 +194,29 @@ WITH subs AS (
 ),
 per_customer AS (
     SELECT customer_id,
-           {", ".join(customer_columns)},
+           {", ".join([*customer_columns, *flags])},
            MIN(start_date) AS first_start,
            SUM(CASE WHEN cents IS NULL THEN 1 ELSE 0 END) AS unpriced
     FROM subs
     GROUP BY customer_id
 )
-SELECT COALESCE(SUM(unpriced), 0),
+SELECT COALESCE(SUM({unpriced}), 0),
     {",".join(period_sql)}
 FROM per_customer
 """  # noqa: S608 - table and column names are ours, values are parameters
-    params: list[Any] = [*rate_params, *where_params, *customer_params, *period_params]
+    params: list[Any] = [
+        *rate_params,
+        *where_params,
+        *customer_params,
+        *flag_params,
+        *period_params,
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     assert row is not None
     if row[0]:
-        missing = _missing_rates(end=days[-1], population=population)
+        missing = _missing_rates(end=days[-1], population=population, member_days=member_days)
         raise KpiInputError(
             "currency",
             f"no exchange rate for {', '.join(missing)}: add it to KIZUNA_CURRENCY_RATES "

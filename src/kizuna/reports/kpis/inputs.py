@@ -24,12 +24,18 @@ def resolve_population(
     owner: str = "",
     product: str = "",
     cohort: str = "",
+    as_of: str | date | None = None,
 ) -> Population:
     """A Population from names people type: owner by username, product by code.
 
-    Raises KpiInputError naming the field (``touch_model``, ``stage``, ``owner``,
-    ``product``, ``cohort``) that is not valid.
+    ``as_of`` (a date or ``YYYY-MM-DD``; empty: each period's start day) is the day segment,
+    touch model, stage and owner are read on. Raises KpiInputError naming the field
+    (``touch_model``, ``stage``, ``owner``, ``product``, ``cohort``, ``as_of``) that is not
+    valid.
     """
+    as_of_day = parse_day("as_of", as_of) if isinstance(as_of, str) and as_of.strip() else None
+    if isinstance(as_of, date):
+        as_of_day = as_of
     if touch_model and touch_model not in TouchModel.values:
         raise KpiInputError(
             "touch_model", f"'{touch_model}' is not one of {', '.join(TouchModel.values)}"
@@ -57,4 +63,5 @@ def resolve_population(
         owner_id=owner_id,
         product_id=product_id,
         cohort=cohort,
+        as_of=as_of_day,
     )

@@ -91,14 +91,37 @@ def _boundaries(days: Sequence[date]) -> tuple[str, list[Any]]:
     return f"boundary (k, day) AS (VALUES {values})", params
 
 
-def _population_where(population: Population) -> tuple[list[str], list[Any]]:
+def _single_day(member_days: Sequence[date]) -> date | None:
+    """The one day every period reads its population on, or None when they differ."""
+    distinct = set(member_days)
+    return next(iter(distinct)) if len(distinct) == 1 else None
+
+
+def _members_cte(population: Population, member_days: Sequence[date]) -> tuple[str, list[Any]]:
+    """``members (k, customer_id) AS (…)``: the population of each k, read on member_days[k]."""
+    selects: list[str] = []
+    params: list[Any] = []
+    for k, day in enumerate(member_days):
+        ids_sql, ids_params = population.customer_ids_sql(day)
+        select = f"SELECT {int(k)} AS k, x.id AS customer_id FROM ({ids_sql}) x"  # noqa: S608 - the ORM's subquery
+        selects.append(select)
+        params.extend(ids_params)
+    return f"members (k, customer_id) AS ({' UNION ALL '.join(selects)})", params
+
+
+def _population_where(
+    population: Population, member_days: Sequence[date]
+) -> tuple[list[str], list[Any]]:
+    """Conditions on ``s`` (subscriptions) for the product, and for the customers when every
+    k reads the population on the same day (otherwise the caller joins ``members``)."""
     where: list[str] = []
     params: list[Any] = []
     if population.product_id is not None:
         where.append("s.product_id = %s")
         params.append(population.product_id)
-    if population.filters_customers:
-        ids_sql, ids_params = population.customer_ids_sql()
+    day = _single_day(member_days)
+    if population.filters_customers and day is not None:
+        ids_sql, ids_params = population.customer_ids_sql(day)
         where.append(f"s.customer_id IN ({ids_sql})")
         params.extend(ids_params)
     return where, params
@@ -115,29 +138,42 @@ def _fetch(sql: str, params: list[Any], schema: pa.Schema) -> pa.Table:
     )
 
 
-def customers_active_on(*, days: Sequence[date], population: Population) -> pa.Table:
+def customers_active_on(
+    *, days: Sequence[date], population: Population, member_days: Sequence[date] | None = None
+) -> pa.Table:
     """The population's customers active on each ``days[k]``, with their seats on that day.
 
     Columns ``k``, ``customer_id``, ``seated`` (a subscription active that day counts seats:
     its unit is one of SEAT_UNITS) and ``seat_hundredths`` (the sum of those subscriptions'
     quantities × 100, exact). With a product filter only that product's subscriptions count.
+    The population of ``k`` is read as of ``member_days[k]`` (default: ``days[k]``, or the
+    population's ``as_of``).
     """
+    if member_days is None:
+        member_days = [population.day_for(day) for day in days]
     table = connection.ops.quote_name(Subscription._meta.db_table)
     boundary_sql, boundary_params = _boundaries(days)
     seat_sql, seat_params = _seat_unit_condition()
-    where, where_params = _population_where(population)
+    where, where_params = _population_where(population, member_days)
     where_sql = f"WHERE {' AND '.join(where)}" if where else ""
+    members_sql, join_sql = "", ""
+    members_params: list[Any] = []
+    if population.filters_customers and _single_day(member_days) is None:
+        members_sql, members_params = _members_cte(population, member_days)
+        members_sql = f", {members_sql}"
+        join_sql = "JOIN members m ON m.k = b.k AND m.customer_id = s.customer_id"
     sql = f"""
-WITH {boundary_sql}
+WITH {boundary_sql}{members_sql}
 SELECT b.k, s.customer_id,
        MAX(CASE WHEN {seat_sql} THEN 1 ELSE 0 END),
        SUM(CASE WHEN {seat_sql} THEN CAST(ROUND(s.quantity * 100) AS BIGINT) ELSE 0 END)
 FROM {table} s
 JOIN boundary b ON s.start_date <= b.day AND (s.end_date IS NULL OR s.end_date > b.day)
+{join_sql}
 {where_sql}
 GROUP BY b.k, s.customer_id
 """  # noqa: S608 - table and column names are ours, values are parameters
-    params = [*boundary_params, *seat_params, *seat_params, *where_params]
+    params = [*boundary_params, *members_params, *seat_params, *seat_params, *where_params]
     rows = _fetch(
         sql,
         params,
@@ -156,13 +192,22 @@ GROUP BY b.k, s.customer_id
 def customers_in_population_on(*, days: Sequence[date], population: Population) -> pa.Table:
     """For each ``days[k]``, the customers the activity churn rate may count (``k``, id).
 
-    Every customer matching the filters, whatever its contracts; with a product filter, those
-    with a subscription of that product active on the day.
+    Every customer matching the filters on that day (or on the population's ``as_of``),
+    whatever its contracts; with a product filter, those with a subscription of that product
+    active on the day.
     """
+    member_days = [population.day_for(day) for day in days]
     if population.product_id is not None:
-        return customers_active_on(days=days, population=population).select(["k", "customer_id"])
+        return customers_active_on(
+            days=days, population=population, member_days=member_days
+        ).select(["k", "customer_id"])
+    day = _single_day(member_days)
+    if day is None:
+        members_sql, members_params = _members_cte(population, member_days)
+        sql = f"WITH {members_sql} SELECT k, customer_id FROM members"  # noqa: S608 - ours
+        return _fetch(sql, members_params, WINDOW_POPULATION_SCHEMA)
     boundary_sql, boundary_params = _boundaries(days)
-    ids_sql, ids_params = population.customer_ids_sql()
+    ids_sql, ids_params = population.customer_ids_sql(day)
     sql = f"""
 WITH {boundary_sql}
 SELECT b.k, c.id FROM boundary b CROSS JOIN ({ids_sql}) c
@@ -234,7 +279,13 @@ def usage_totals_series(
     qualifying, key_features = _usage_settings()
     periods = len(days) - 1
 
-    at_end = customers_active_on(days=days[1:], population=population)
+    # Period k counts the customers active on its end day that belonged to the population
+    # on its start day (or on the population's as_of).
+    at_end = customers_active_on(
+        days=days[1:],
+        population=population,
+        member_days=[population.day_for(day) for day in days[:-1]],
+    )
     counts = {
         int(row["k"]): row
         for row in at_end.group_by("k")

@@ -3,7 +3,10 @@
 from datetime import date
 from decimal import Decimal
 
+from kizuna.core.models import User
 from kizuna.customers.models import Customer, Product, Subscription
+from kizuna.lifecycle.history import record_changes
+from kizuna.lifecycle.models import ChangeSource, Dimension
 
 MARCH = (date(2026, 3, 1), date(2026, 4, 1))
 
@@ -77,3 +80,33 @@ def march_book() -> dict[str, Customer]:
     subscribe(book["K"], "2026-05-01", None, 40)
     subscribe(book["L"], "2026-03-01", "2026-03-01", 10)
     return book
+
+
+# Customer fields behind the lifecycle dimensions, for ``set_state``.
+_DIMENSION_OF_FIELD = {
+    "segment": Dimension.SEGMENT,
+    "touch_model": Dimension.TOUCH_MODEL,
+    "lifecycle_stage": Dimension.STAGE,
+    "onboarding_owner": Dimension.ONBOARDING_OWNER,
+    "adoption_owner": Dimension.ADOPTION_OWNER,
+    "expansion_owner": Dimension.EXPANSION_OWNER,
+}
+BEFORE_EVERYTHING = date(2024, 1, 1)
+
+
+def set_state(who: Customer, *, on: date = BEFORE_EVERYTHING, **fields: object) -> None:
+    """Change a customer's segment, touch model, stage or owners (users) from day ``on``.
+
+    Through ``record_changes``, the real path: the Customer field and the history both
+    change, so the KPIs see the new value as of ``on`` and later, the old one before.
+    """
+    for field, value in fields.items():
+        text = str(value.pk) if isinstance(value, User) else "" if value is None else str(value)
+        record_changes(
+            dimension=_DIMENSION_OF_FIELD[field],
+            values={who.pk: text},
+            on=on,
+            source=ChangeSource.MANUAL,
+            reason="test",
+        )
+    who.refresh_from_db()

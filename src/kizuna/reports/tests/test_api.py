@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client, override_settings
 
-from kizuna.reports.tests.contracts_data import customer, march_book, subscribe
+from kizuna.reports.tests.contracts_data import customer, march_book, set_state, subscribe
 from kizuna.reports.tests.usage_data import march_usage
 
 pytestmark = pytest.mark.django_db
@@ -56,8 +56,7 @@ def test_an_undefined_rate_is_null(api_client: Callable[..., Client]) -> None:
 
 def test_filters_in_the_query_string(api_client: Callable[..., Client]) -> None:
     book = march_book()
-    book["C"].touch_model = "tech"
-    book["C"].save()
+    set_state(book["C"], touch_model="tech")
     response = api_client("viewer").get(f"/api/v1/kpis/logo_churn_rate?{MARCH}&touch_model=tech")
     assert (response.json()["numerator"], response.json()["denominator"]) == (1, 1)
 

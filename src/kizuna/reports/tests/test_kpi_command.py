@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from kizuna.reports.tests.contracts_data import march_book
+from kizuna.reports.tests.contracts_data import march_book, set_state
 from kizuna.reports.tests.usage_data import march_usage
 
 pytestmark = pytest.mark.django_db
@@ -59,9 +59,7 @@ def test_text_output_shows_the_rate_as_a_percentage_and_undefined_as_a_dash() ->
 
 def test_filters_given_by_name_narrow_the_population(make_user) -> None:  # type: ignore[no-untyped-def]
     book = march_book()
-    book["B"].segment = "SMB"
-    book["B"].adoption_owner = make_user("adoption_csm", username="sato")
-    book["B"].save()
+    set_state(book["B"], segment="SMB", adoption_owner=make_user("adoption_csm", username="sato"))
     for option in (["--segment", "SMB"], ["--owner", "sato"]):
         payload = json.loads(
             kpi(

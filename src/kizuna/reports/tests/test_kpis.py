@@ -24,6 +24,7 @@ from kizuna.reports.tests.contracts_data import (
     customer,
     march_book,
     product,
+    set_state,
     subscribe,
 )
 
@@ -196,10 +197,7 @@ def test_unknown_kpi_is_refused_naming_the_id() -> None:
 def test_segment_touch_model_and_stage_filters_narrow_the_customers() -> None:
     book = march_book()
     for name in "AB":
-        book[name].segment = "Enterprise"
-        book[name].touch_model = "low"
-        book[name].lifecycle_stage = "adoption"
-        book[name].save()
+        set_state(book[name], segment="Enterprise", touch_model="low", lifecycle_stage="adoption")
     # Of A and B, B churned.
     for filters in (
         {"segment": "Enterprise"},
@@ -214,12 +212,9 @@ def test_segment_touch_model_and_stage_filters_narrow_the_customers() -> None:
 def test_owner_filter_matches_any_of_the_three_phase_owners(make_user) -> None:  # type: ignore[no-untyped-def]
     book = march_book()
     csm: User = make_user("adoption_csm", username="hanako")
-    book["A"].onboarding_owner = csm
-    book["A"].save()
-    book["C"].adoption_owner = csm
-    book["C"].save()
-    book["F"].expansion_owner = csm
-    book["F"].save()
+    set_state(book["A"], onboarding_owner=csm)
+    set_state(book["C"], adoption_owner=csm)
+    set_state(book["F"], expansion_owner=csm)
     result = kpi("logo_churn_rate", owner_id=csm.pk)
     # A (retained) and C (churned) were active on start; F is new.
     assert (result.numerator, result.denominator) == (1, 2)

@@ -2,13 +2,15 @@
 
 import json
 import re
+from collections.abc import Callable
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from kizuna.core.models import User
-from kizuna.reports.tests.contracts_data import march_book
+from kizuna.reports.tests.contracts_data import march_book, set_state
+from kizuna.reports.tests.dimension_data import segment_book
 from kizuna.reports.tests.usage_data import march_usage
 
 pytestmark = pytest.mark.django_db
@@ -83,9 +85,7 @@ def test_undefined_rates_show_a_dash(admin_client: Client) -> None:
 
 def test_filters_narrow_the_dashboard(admin_client: Client, admin_user: User) -> None:
     book = march_book()
-    book["B"].segment = "SMB"
-    book["B"].expansion_owner = admin_user
-    book["B"].save()
+    set_state(book["B"], segment="SMB", expansion_owner=admin_user)
     for query in ({"segment": "SMB"}, {"owner": str(admin_user.pk)}):
         html = admin_client.get(
             reverse("reports:dashboard"), {"month": "2026-03", **query}
@@ -150,3 +150,63 @@ def test_without_events_the_adoption_group_says_where_they_come_from(
     assert response.context["no_events"] is True
     assert 'data-kpi="active_rate"' not in response.content.decode()
     assert "adoption" not in response.context["chart_data"]
+
+
+def test_group_by_shows_the_breakdown_as_a_table_and_bars(
+    admin_client: Client, make_user: Callable[..., User]
+) -> None:
+    segment_book(
+        make_user("adoption_csm", username="csm1"), make_user("adoption_csm", username="csm2")
+    )
+    response = admin_client.get(
+        reverse("reports:dashboard"),
+        {"month": "2026-02", "group_by": "segment", "breakdown": "logo_churn_rate"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    rows = re.findall(
+        r'<tr data-group="([\w-]*)"><td>([^<]+)</td><td class="num">([^<]+)</td>'
+        r'<td class="num">([^<]+)</td><td class="num">([^<]+)</td>',
+        html,
+    )
+    # X moved to mid-market on 02-10: February reads 02-01, X is enterprise.
+    assert rows == [
+        ("enterprise", "Enterprise", "50.0%", "1", "2"),
+        ("mid-market", "Mid-market", "0.0%", "0", "2"),
+        ("", "No segment", "0.0%", "0", "1"),
+    ]
+    total = re.search(r"<tr data-group-total.*?</tr>", html, re.S)
+    assert total
+    assert re.findall(r'<td class="num">([^<]+)</td>', total.group(0)) == ["20.0%", "1", "5"]
+    bars = dict(re.findall(r'<g data-bar="([\w-]*)">.*?<rect [^>]*width="([\d.]+)"', html, re.S))
+    # 50 % is the widest bar; 0 % bars have no width.
+    assert float(bars["enterprise"]) > 0
+    assert float(bars["mid-market"]) == 0.0
+    assert "data-total-line" in html
+    # March by owner: a KPI chosen from the catalog, owners by name.
+    march = admin_client.get(
+        reverse("reports:dashboard"),
+        {"month": "2026-03", "group_by": "owner", "breakdown": "nrr"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    ).content.decode()
+    owners = re.findall(r'<tr data-group="(\d*)"><td>([^<]+)</td>', march)
+    # csm1 keeps W; the other CSM has X (since 02-10) and W; Z and V have no owner.
+    assert [label for _key, label in owners] == ["csm1", "csm2", "No owner"]
+    assert "can add up to more than the total" in march
+
+
+def test_without_group_by_there_is_no_breakdown(admin_client: Client) -> None:
+    march_book()
+    response = admin_client.get(reverse("reports:dashboard"), {"month": "2026-03"})
+    assert "breakdown" not in response.context
+    assert "data-breakdown" not in response.content.decode()
+
+
+def test_the_stage_filter_narrows_the_dashboard(admin_client: Client) -> None:
+    book = march_book()
+    set_state(book["B"], lifecycle_stage="expansion")
+    html = admin_client.get(
+        reverse("reports:dashboard"), {"month": "2026-03", "stage": "expansion"}
+    ).content.decode()
+    assert "1 / 1" in _card(html, "logo_churn_rate")

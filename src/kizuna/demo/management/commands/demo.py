@@ -268,6 +268,16 @@ def _render(summary: LoadSummary, seconds: float) -> str:
             "events": f"{summary.events:,}",
         },
         _("MRR in service: ¥%(mrr)s") % {"mrr": f"{summary.mrr:,.0f}"},
+        _(
+            "%(segments)d segments, %(teams)d CSM teams, %(changes)d lifecycle changes in "
+            "history, %(pending)d handoffs waiting for acknowledgement"
+        )
+        % {
+            "segments": summary.segments,
+            "teams": summary.teams,
+            "changes": summary.lifecycle_changes,
+            "pending": summary.handoffs_pending,
+        },
         *(stories[key](name) for key, name in sorted(summary.stories.items()) if key in stories),
         _("Ground truth (never read by Kizuna): %(path)s") % {"path": summary.truth},
         _("Sign in as %(users)s with the password %(password)s")

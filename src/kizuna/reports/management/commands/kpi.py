@@ -9,12 +9,17 @@ from django.core.management.base import BaseCommand, CommandError
 from kizuna.reports.kpis import (
     DEFAULT_INACTIVITY_DAYS,
     KPIS,
+    AnyKpi,
+    GroupBy,
+    GroupedKpi,
     KpiInputError,
     Unit,
+    compute_grouped_kpi,
     compute_kpi,
     kpi_definition,
     last_complete_month,
     parse_day,
+    parse_group_by,
     resolve_population,
 )
 from kizuna.reports.kpis.population import next_month
@@ -31,6 +36,8 @@ OPTION_OF_FIELD = {
     "product": "--product",
     "cohort": "--cohort",
     "inactivity_days": "--inactivity-days",
+    "as_of": "--as-of",
+    "group_by": "--group-by",
     "currency": "KIZUNA_CURRENCY_RATES",
 }
 
@@ -82,6 +89,24 @@ class Command(BaseCommand):
                 f"(1–366, default {DEFAULT_INACTIVITY_DAYS})."
             ),
         )
+        parser.add_argument(
+            "--as-of",
+            default="",
+            metavar="YYYY-MM-DD",
+            help=(
+                "The day segment, touch model, stage and owner are read on (from the lifecycle "
+                "history); default: the start day of the period."
+            ),
+        )
+        parser.add_argument(
+            "--group-by",
+            default="",
+            metavar="DIMENSION",
+            help=(
+                "Break the KPI down by segment, touch_model, stage or owner (as of the same "
+                "day): one row per group, then the total."
+            ),
+        )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -106,7 +131,20 @@ class Command(BaseCommand):
                 owner=options["owner"],
                 product=options["product"],
                 cohort=options["cohort"],
+                as_of=options["as_of"],
             )
+            group_by = parse_group_by(options["group_by"])
+            if group_by is not None:
+                grouped = compute_grouped_kpi(
+                    kpi_id=definition.id,
+                    start=start,
+                    end=end,
+                    population=population,
+                    group_by=group_by,
+                    inactivity_days=options["inactivity_days"],
+                )
+                self._grouped(definition, grouped, as_json=options["json"])
+                return
             result = compute_kpi(
                 kpi_id=definition.id,
                 start=start,
@@ -122,6 +160,9 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"{definition.name_en} / {definition.name_ja} ({definition.id})")
         self.stdout.write(f"period       {payload['start']} → {payload['end']}")
+        if population.reads_history or population.as_of:
+            day = population.day_for(start).isoformat()
+            self.stdout.write(f"as of        {day} (segment, touch model, stage, owner)")
         self.stdout.write(f"value        {_show(result.value, definition.unit)}")
         self.stdout.write(f"numerator    {_show(result.numerator, None)}")
         self.stdout.write(f"denominator  {_show(result.denominator, None)}")
@@ -132,6 +173,43 @@ class Command(BaseCommand):
                     self.stdout.write(f"    {_row(row)}")
             else:
                 self.stdout.write(f"  {key}: {_show(value, None)}")
+
+    def _grouped(self, definition: AnyKpi, grouped: GroupedKpi, *, as_json: bool) -> None:
+        """One row per group (label, value, numerator, denominator), then the total."""
+        if as_json:
+            payload = grouped.as_json(name_en=definition.name_en, name_ja=definition.name_ja)
+            self.stdout.write(json.dumps(payload, ensure_ascii=False))
+            return
+        total = grouped.total
+        self.stdout.write(f"{definition.name_en} / {definition.name_ja} ({definition.id})")
+        self.stdout.write(f"period       {total.start.isoformat()} → {total.end.isoformat()}")
+        self.stdout.write(f"group by     {grouped.group_by} as of {grouped.as_of.isoformat()}")
+        rows = [
+            (group.label, group.result.value, group.result.numerator, group.result.denominator)
+            for group in grouped.groups
+        ]
+        rows.append(("total", total.value, total.numerator, total.denominator))
+        width = max(len(row[0]) for row in rows)
+        shown = [
+            (
+                label,
+                _show(value, definition.unit if definition.unit is Unit.RATE else None),
+                _show(numerator, None),
+                _show(denominator, None),
+            )
+            for label, value, numerator, denominator in rows
+        ]
+        value_width = max(len(row[1]) for row in shown)
+        self.stdout.write(f"{'group':<{width}}  {'value':<{value_width}}  numerator  denominator")
+        for label, value, numerator, denominator in shown:
+            self.stdout.write(
+                f"{label:<{width}}  {value:<{value_width}}  {numerator:<9}  {denominator}"
+            )
+        if grouped.group_by is GroupBy.OWNER:
+            self.stdout.write(
+                "(owner groups overlap: a customer counts under each of its onboarding, "
+                "adoption and expansion CSMs)"
+            )
 
     def _list(self, *, as_json: bool) -> None:
         if as_json:
