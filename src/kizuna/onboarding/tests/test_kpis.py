@@ -268,3 +268,94 @@ def test_initial_usage_rate_without_events_is_zero_over_the_cohort(story: dict[s
     assert (result.numerator, result.denominator) == (0, 4)
     # On 04-10 the 30-day windows of A (to 03-31) and B (to 04-08) have closed; C and D not.
     assert result.details["customers_whose_window_is_still_open"] == 2
+
+
+# Judging on an earlier day, the program filter and the funnel's stall (added with the
+# reports): the same story.
+
+
+def test_a_plan_completed_after_as_of_is_still_open_on_that_day(story: dict[str, Any]) -> None:
+    # On 05-15 B's completion (05-20) has not happened: B is open past its target (05-09).
+    result = kpis.onboarding_completion_rate(**MARCH, as_of=d("2026-05-15"))
+
+    assert result.details["completed_late"] == 0
+    assert result.details["not_completed_past_target"] == 1
+
+
+def test_goals_count_when_achieved_by_as_of(story: dict[str, Any]) -> None:
+    # On 04-15: A's first goal achieved 03-31 (by its due date); B's (05-10) and C's open.
+    outcome = kpis.initial_outcome_achievement_rate(**MARCH, as_of=d("2026-04-15"))
+    assert (outcome.numerator, outcome.denominator) == (1, 3)
+    assert outcome.details["open_before_due_date"] == 2  # B due 04-30, C due 07-01
+    # Time to first value on 04-15: only A (29 days) of the 4 cohort customers.
+    value = kpis.time_to_first_value(**MARCH, as_of=d("2026-04-15"))
+    assert (value.value, value.numerator, value.denominator) == (29.0, 1, 4)
+    assert value.details["completed_onboarding"] == 1  # A on 04-15; B comes on 05-20
+    assert value.details["median_days_to_onboarding_completed"] == 44.0
+
+
+def test_a_program_narrows_every_kpi_to_customers_with_a_plan_of_it(
+    story: dict[str, Any],
+) -> None:
+    program = story["version"].program
+    other = Program.objects.create(key="lite", name="Lite")
+    lite = ProgramVersion.objects.create(program=other, number=1, target_days=30)
+    # D gets a plan of another program (started 03-25, completed 04-10: on time).
+    OnboardingPlan.objects.create(
+        customer=story["customers"]["D"],
+        version=lite,
+        start_date=d("2026-03-25"),
+        target_date=d("2026-04-24"),
+        completed_on=d("2026-04-10"),
+    )
+
+    # Every cohort customer has a plan now: 2 on time (A, D) of 4.
+    everyone = kpis.onboarding_completion_rate(**MARCH, as_of=AS_OF)
+    assert (everyone.numerator, everyone.denominator) == (2, 4)
+    standard = kpis.onboarding_completion_rate(**MARCH, program_id=program.pk, as_of=AS_OF)
+    assert (standard.numerator, standard.denominator) == (1, 3)
+    only_lite = kpis.onboarding_completion_rate(**MARCH, program_id=other.pk, as_of=AS_OF)
+    assert (only_lite.numerator, only_lite.denominator) == (1, 1)
+    # The customer-based KPIs count only the customers with a plan of the program.
+    usage = kpis.initial_usage_rate(**MARCH, program_id=program.pk, as_of=AS_OF)
+    assert usage.denominator == 3
+    value = kpis.time_to_first_value(**MARCH, program_id=other.pk, as_of=AS_OF)
+    assert (value.value, value.numerator, value.denominator) == (None, 0, 1)  # D set no goal
+    outcome = kpis.initial_outcome_achievement_rate(
+        **MARCH, version_id=story["version"].pk, as_of=AS_OF
+    )
+    assert (outcome.numerator, outcome.denominator) == (1, 3)
+    funnels = kpis.milestone_funnels(**MARCH, as_of=AS_OF)
+    assert [(f.program, f.version, f.plans) for f in funnels] == [("lite", 1, 1), ("std", 1, 3)]
+
+
+def test_the_funnel_names_the_step_where_plans_stall(story: dict[str, Any]) -> None:
+    (funnel,) = kpis.milestone_funnels(**MARCH, as_of=AS_OF)
+    assert (funnel.plans, funnel.completed_plans, funnel.target_days) == (3, 2, 60)
+    # C's first open required milestone is m1, due 03-30: stalled there.
+    assert [(s.key, s.stalled) for s in funnel.steps] == [("m1", 1), ("m2", 0)]
+    assert funnel.stall_key == "m1"
+    assert funnel.steps[0].stalled_share == pytest.approx(1 / 3, abs=1e-6)
+
+    # On 03-24 B's m1 (done 03-25, due 03-20) is still open and past due: B is stalled at m1
+    # (and it is overdue); C's m1 is not due until 03-30, so C is not stalled yet.
+    (early,) = kpis.milestone_funnels(**MARCH, as_of=d("2026-03-24"))
+    m1 = early.steps[0]
+    assert (m1.completed, m1.overdue, m1.stalled) == (1, 1, 1)  # A done; B late
+    assert early.completed_plans == 0
+    # On 03-12 nothing is past due but A's m1 (done 03-10): nobody stalls.
+    (first_days,) = kpis.milestone_funnels(**MARCH, as_of=d("2026-03-12"))
+    assert first_days.stall_key is None
+
+
+def test_initial_usage_counts_only_events_by_as_of(story: dict[str, Any]) -> None:
+    usage = UsageSettings.load()
+    usage.qualifying_event_types = ["login"]
+    usage.save()
+    _write_logins([("A", "2026-03-02"), ("B", "2026-04-08")])
+
+    # On 04-01 B's login (04-08, its day 29) has not happened yet.
+    result = kpis.initial_usage_rate(**MARCH, as_of=d("2026-04-01"))
+
+    assert (result.numerator, result.denominator) == (1, 4)
+    assert result.details["has_usage_data"] is True
