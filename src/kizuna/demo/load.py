@@ -65,6 +65,7 @@ from kizuna.demo.config import DEFAULT_CONFIG, DEMO_PASSWORD, DemoConfig
 from kizuna.demo.events import Calendar, EventGenerator, event_writer, plain
 from kizuna.demo.files import TRUTH_DIR, TruthWriter, csv_bytes
 from kizuna.demo.lifecycle import load_lifecycle
+from kizuna.demo.onboarding import load_onboarding
 from kizuna.demo.simulation import SimulatedCustomer, Simulator, add_months
 
 # (done, total) of the running stage; total 0 when unknown.
@@ -479,6 +480,7 @@ STAGES: list[Stage] = [
         load_lifecycle,
     ),
     Stage("ground_truth", gettext_lazy("Writing the ground truth"), write_ground_truth),
+    Stage("onboarding", gettext_lazy("Onboarding programs and plans"), load_onboarding),
 ]
 
 

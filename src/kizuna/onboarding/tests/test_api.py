@@ -1,29 +1,19 @@
 """The onboarding REST API: programs, plans, and the writes a CSM makes, with permissions and
 clear errors (400 naming the field for rules, 422 for wrong types, 403, 404).
-
-Until ``kizuna.config.api`` mounts the onboarding router, these tests mount it on an API of
-their own with the same authentication and error handlers.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
 from django.test import Client
-from django.urls import Resolver404, URLResolver, clear_url_caches, include, path, resolve
 from django.utils import timezone
-from ninja import NinjaAPI
-from ninja.security import SessionAuth
 
 from kizuna.analytics.metric_defaults import ensure_default_metrics
-from kizuna.core.api_auth import ApiTokenAuth
 from kizuna.core.models import User
 from kizuna.core.roles import Role
 from kizuna.customers.models import Customer, SalesHandoff
-from kizuna.onboarding.api import router
 from kizuna.onboarding.models import (
     MilestoneStatus,
     OnboardingPlan,
@@ -34,57 +24,11 @@ from kizuna.onboarding.plans import complete_milestone
 from kizuna.onboarding.tests.test_views import STAGED, plan_with_phases
 
 API = "/api/v1"
-# Filled on first use when the project's API does not mount the onboarding router yet.
-urlpatterns: list[Any] = []
-
-
-def _mounted() -> bool:
-    try:
-        resolve(f"{API}/onboarding/programs")
-    except Resolver404:
-        return False
-    return True
-
-
-def _own_api_patterns() -> list[Any]:
-    """The router on an API like the project's: same authentication, same error answers."""
-    api = NinjaAPI(
-        auth=[ApiTokenAuth(), SessionAuth()], urls_namespace="onboarding-api-test", docs_url=None
-    )
-
-    @api.exception_handler(PermissionDenied)
-    def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
-        return api.create_response(request, {"detail": str(exc) or "forbidden"}, status=403)
-
-    @api.exception_handler(ValidationError)
-    def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-        return api.create_response(request, {"detail": detail}, status=400)
-
-    api.add_router("/", router)
-    patterns, app, namespace = api.urls
-    _no_login_redirect(patterns)  # the API answers 401 itself (as in kizuna.config.urls)
-    return [path("api/v1/", (patterns, app, namespace)), path("", include("kizuna.config.urls"))]
-
-
-def _no_login_redirect(patterns: list[Any]) -> None:
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            _no_login_redirect(pattern.url_patterns)
-        else:
-            pattern.callback.login_required = False
 
 
 @pytest.fixture(autouse=True)
-def _api_urls(settings: Any) -> Iterator[None]:
+def _english(settings: Any) -> None:
     settings.LANGUAGE_CODE = "en"
-    if not _mounted():
-        if not urlpatterns:
-            urlpatterns.extend(_own_api_patterns())
-        settings.ROOT_URLCONF = __name__
-        clear_url_caches()
-    yield
-    clear_url_caches()
 
 
 @pytest.fixture
