@@ -174,7 +174,7 @@ ASSIGNMENT_RULES: tuple[RuleSpec, ...] = (
 # PENDING_DAYS, and the PENDING_LATEST latest to each role, wait for acknowledgement; the
 # others were acknowledged a few days after.
 HANDOFF_DAYS = 120
-PENDING_DAYS = 21
+PENDING_DAYS = 30
 PENDING_LATEST = 2
 
 # What the lifecycle stage writes on the timeline (besides the onboarding.completed entries
