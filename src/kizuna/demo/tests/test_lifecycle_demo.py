@@ -106,11 +106,13 @@ def test_mid_market_customers_go_from_high_to_low_touch_when_onboarding_ends(
             .order_by(SINCE_THE_BEGINNING_FIRST)
             .values_list("value", "valid_from", "source")
         )
-        stages = dict(
-            StateHistory.objects.filter(customer=customer, dimension=Dimension.STAGE)
-            .exclude(valid_from=None)
-            .values_list("valid_from", "value")
-        )
+        stages = {
+            day: stage
+            for day, stage in StateHistory.objects.filter(
+                customer=customer, dimension=Dimension.STAGE
+            ).values_list("valid_from", "value")
+            if day is not None
+        }
         adopted = min(day for day, stage in stages.items() if stage == "adoption")
         completed = [
             entry.occurred_at.astimezone(zone).date()
@@ -151,7 +153,7 @@ def test_the_history_is_continuous_dated_and_ends_at_the_current_values(
     ):
         rows.setdefault((row.customer_id, row.dimension), []).append(row)
     assert len(rows) == CUSTOMERS * len(Dimension)
-    field_of = {
+    field_of: dict[str, str] = {
         Dimension.SEGMENT: "segment",
         Dimension.STAGE: "lifecycle_stage",
         Dimension.TOUCH_MODEL: "touch_model",
