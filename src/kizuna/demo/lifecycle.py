@@ -7,16 +7,17 @@ onboarding, low touch after; small businesses tech touch), stage criteria, three
 capacities and assignment rules.
 
 Then the customers' past is replayed with its real dates (``customer_story``): onboarding →
-adoption when the simulated onboarding finished (or the ``days_since_start`` criterion
-fired first), → expansion when an upsell or cross-sell closed, churned when the contract
-ended, reactivated when the simulator brought the customer back and adoption again
+adoption the day after the simulated onboarding finished (or when the ``days_since_start``
+criterion fired first), → expansion when an upsell or cross-sell closed (by hand) or when the
+simulator first saw the customer ready (by the criterion), churned when the contract ended,
+reactivated when the simulator brought the customer back and adoption again
 ``reactivated_days`` later; the touch model follows the policy at each move (so mid-market
 customers pass from high to low touch when their onboarding ends); the adoption and
 expansion CSMs are assigned on the day their role begins. Everything goes through
 ``history.record_changes``, one call per day and kind of change for all customers at once,
-in date order. Handoffs are opened for the recent moves (those of the last two weeks wait
-for acknowledgement), two customers get a touch-model override, and finally the lifecycle
-runs once for today, so the current values are exactly what the rules say.
+in date order. Handoffs are opened for the moves of the last months (those of the last month
+wait for acknowledgement), two customers get a touch-model override, and finally the
+lifecycle runs once for today, so the current values are exactly what the rules say.
 
 Setting up the rules re-evaluates membership on the spot (``save_segment``); those first
 evaluations belong to no day of the story, so the replay starts by wiping the lifecycle
@@ -174,7 +175,7 @@ ASSIGNMENT_RULES: tuple[RuleSpec, ...] = (
 # PENDING_DAYS, and the PENDING_LATEST latest to each role, wait for acknowledgement; the
 # others were acknowledged a few days after.
 HANDOFF_DAYS = 120
-PENDING_DAYS = 21
+PENDING_DAYS = 30
 PENDING_LATEST = 2
 
 # What the lifecycle stage writes on the timeline (besides the onboarding.completed entries

@@ -260,6 +260,7 @@ def save_segment(
     segment.save()
     retired = [segment.key] if was_active and not is_active else []
     moved = evaluate_segments(as_of, actor=actor, retired_keys=retired)
+    _reapply_touch_models(as_of, actor=actor, moved=moved)
     return SegmentSaved(segment=segment, moved=moved)
 
 
@@ -270,7 +271,9 @@ def delete_segment(*, key: str, actor: User | None = None, as_of: date | None = 
     deleted, _counts = Segment.objects.filter(key=key).delete()
     if not deleted:
         raise SegmentError("key", _("no segment with the key “%(key)s”") % {"key": key})
-    return evaluate_segments(as_of, actor=actor, retired_keys=[key])
+    moved = evaluate_segments(as_of, actor=actor, retired_keys=[key])
+    _reapply_touch_models(as_of, actor=actor, moved=moved)
+    return moved
 
 
 @transaction.atomic
@@ -291,7 +294,18 @@ def reorder(*, keys: Sequence[str], actor: User | None = None, as_of: date | Non
     for position, segment in enumerate(ordered, start=1):
         segment.position = position
     Segment.objects.bulk_update(ordered, ["position"])
-    return evaluate_segments(as_of, actor=actor)
+    moved = evaluate_segments(as_of, actor=actor)
+    _reapply_touch_models(as_of, actor=actor, moved=moved)
+    return moved
+
+
+def _reapply_touch_models(as_of: date | None, *, actor: User | None, moved: int) -> None:
+    """The touch-model policy is per segment: customers that changed segment get theirs now
+    rather than at the nightly run."""
+    if moved:
+        from kizuna.lifecycle.touch import apply_touch_models
+
+        apply_touch_models(as_of or timezone.localdate(), actor=actor)
 
 
 def move_segment(

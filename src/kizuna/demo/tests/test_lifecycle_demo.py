@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from kizuna.core.models import TimelineEntry
@@ -40,6 +41,8 @@ TODAY = date(2026, 11, 20)
 SEED, CUSTOMERS = 5, 40
 # Events and metrics add nothing to the lifecycle story but time.
 QUICK = [s for s in STAGES if s.key not in ("event_history", "latest_day", "metrics")]
+# Rows "since the beginning" (no valid_from) first, on PostgreSQL as on SQLite.
+SINCE_THE_BEGINNING_FIRST = F("valid_from").asc(nulls_first=True)
 
 
 @pytest.fixture
@@ -100,14 +103,16 @@ def test_mid_market_customers_go_from_high_to_low_touch_when_onboarding_ends(
             continue
         touch = list(
             StateHistory.objects.filter(customer=customer, dimension=Dimension.TOUCH_MODEL)
-            .order_by("valid_from")
+            .order_by(SINCE_THE_BEGINNING_FIRST)
             .values_list("value", "valid_from", "source")
         )
-        stages = dict(
-            StateHistory.objects.filter(customer=customer, dimension=Dimension.STAGE)
-            .exclude(valid_from=None)
-            .values_list("valid_from", "value")
-        )
+        stages = {
+            day: stage
+            for day, stage in StateHistory.objects.filter(
+                customer=customer, dimension=Dimension.STAGE
+            ).values_list("valid_from", "value")
+            if day is not None
+        }
         adopted = min(day for day, stage in stages.items() if stage == "adoption")
         completed = [
             entry.occurred_at.astimezone(zone).date()
@@ -143,10 +148,12 @@ def test_the_history_is_continuous_dated_and_ends_at_the_current_values(
 ) -> None:
     current = {c.pk: c for c in Customer.objects.all()}
     rows: dict[tuple[int, str], list[StateHistory]] = {}
-    for row in StateHistory.objects.order_by("customer_id", "dimension", "valid_from", "id"):
+    for row in StateHistory.objects.order_by(
+        "customer_id", "dimension", SINCE_THE_BEGINNING_FIRST, "id"
+    ):
         rows.setdefault((row.customer_id, row.dimension), []).append(row)
     assert len(rows) == CUSTOMERS * len(Dimension)
-    field_of = {
+    field_of: dict[str, str] = {
         Dimension.SEGMENT: "segment",
         Dimension.STAGE: "lifecycle_stage",
         Dimension.TOUCH_MODEL: "touch_model",

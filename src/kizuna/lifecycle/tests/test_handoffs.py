@@ -12,21 +12,14 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
 from django.test import Client
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
-from ninja import NinjaAPI
-from ninja.security import SessionAuth
 
-from kizuna.config.urls import _exempt_from_login_redirect
-from kizuna.config.urls import urlpatterns as site_urlpatterns
-from kizuna.core.api_auth import ApiTokenAuth
 from kizuna.core.models import ApiToken, TimelineEntry, TimelineKind, User
 from kizuna.core.roles import Role
 from kizuna.customers.models import Contact, ContactRole, Customer, LifecycleStage, SalesHandoff
 from kizuna.lifecycle import handoffs
-from kizuna.lifecycle.api_owners import router as owners_router
 from kizuna.lifecycle.models import (
     AssignmentMethod,
     ChangeSource,
@@ -40,36 +33,8 @@ from kizuna.lifecycle.models import (
 )
 from kizuna.lifecycle.tests.test_assignment import csm, customer, owners, rule
 
-# --- A URL map with the owners API mounted as the site mounts routers --------------------------
-
-_api = NinjaAPI(
-    title="owners API under test",
-    auth=[ApiTokenAuth(), SessionAuth()],
-    urls_namespace="owners-api-test",
-    docs_url=None,
-)
-
-
-@_api.exception_handler(PermissionDenied)
-def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
-    return _api.create_response(request, {"detail": str(exc) or "forbidden"}, status=403)
-
-
-@_api.exception_handler(ValidationError)
-def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    detail = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-    return _api.create_response(request, {"detail": detail}, status=400)
-
-
-_api.add_router("/", owners_router)
-_patterns, _app, _namespace = _api.urls
-urlpatterns = [
-    path("api/v1/", (_exempt_from_login_redirect(_patterns), _app, _namespace)),
-    *site_urlpatterns,
-]
-
 API = "/api/v1"
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = [pytest.mark.django_db]
 TODAY = timezone.localdate()
 
 

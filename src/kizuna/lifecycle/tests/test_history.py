@@ -5,7 +5,6 @@ from collections.abc import Callable
 from datetime import date
 
 import pytest
-from django.db import connection
 from django.db.models import Q
 
 from kizuna.core.models import TimelineEntry, TimelineKind, User

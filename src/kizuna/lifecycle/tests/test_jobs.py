@@ -127,7 +127,7 @@ def test_run_applies_every_step_in_order_and_counts_them(company: dict[str, obje
 
 def test_a_failing_step_is_recorded_on_the_run_and_raised(company: dict[str, object]) -> None:
     configure(adoption_entry="onboarding_completed and")
-    with pytest.raises(StageCriterionError):
+    with translation.override("en"), pytest.raises(StageCriterionError):
         run_lifecycle(as_of=DAY)
     run = LifecycleRun.objects.get()
     assert run.error.startswith("StageCriterionError: ")

@@ -30,7 +30,7 @@ from kizuna.lifecycle.portfolio import portfolio, team_overview
 from kizuna.lifecycle.tests.test_assignment import csm, customer, owners, rule
 
 # The owners API is mounted by the URL map of the handoff tests.
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("kizuna.lifecycle.tests.test_handoffs")]
+pytestmark = [pytest.mark.django_db]
 API = "/api/v1"
 TODAY = timezone.localdate()
 

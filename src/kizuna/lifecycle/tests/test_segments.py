@@ -7,23 +7,16 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
-from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import Resolver404, include, path, resolve, reverse
+from django.urls import reverse
 from django.utils import timezone, translation
-from ninja import NinjaAPI
-from ninja.security import SessionAuth
 
-from kizuna.core.api_auth import ApiTokenAuth
 from kizuna.core.models import ApiToken, TimelineEntry, TimelineKind, User
 from kizuna.core.roles import Role
 from kizuna.customers.models import Customer, Product, Subscription
 from kizuna.lifecycle import conditions, segments
-from kizuna.lifecycle.api_segments import router
 from kizuna.lifecycle.models import ChangeSource, Dimension, Segment, StateHistory
 
 AS_OF = dt.date(2026, 6, 15)
@@ -497,33 +490,10 @@ def test_the_field_reference_is_on_the_editor(manager: Client) -> None:
 # ---------------------------------------------------------------------------------------
 # API (through /api/v1 once mounted; until then through the same router on a local API)
 
-_local_api = NinjaAPI(
-    auth=[ApiTokenAuth(), SessionAuth()], urls_namespace="segments-test-api", docs_url=None
-)
-
-
-@_local_api.exception_handler(PermissionDenied)
-def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
-    return _local_api.create_response(request, {"detail": str(exc)}, status=403)
-
-
-_local_api.add_router("/", router)
-_patterns, _app, _namespace = _local_api.urls
-for _pattern in _patterns:  # the API answers 401 itself, like kizuna.config.urls arranges
-    _pattern.callback.login_required = False  # type: ignore[union-attr]
-urlpatterns = [
-    path("api/v1/", (_patterns, _app, _namespace)),
-    path("", include(django_settings.ROOT_URLCONF)),
-]
-
 
 @pytest.fixture
 def api(settings: Any, db: None) -> Callable[[str], Client]:
     """A token client of the given role; the segments API is reachable at /api/v1/segments."""
-    try:
-        resolve("/api/v1/segments")
-    except Resolver404:
-        settings.ROOT_URLCONF = __name__
 
     def make(role: str = Role.CS_MANAGER) -> Client:
         user = User.objects.create_user(username=f"api-{role}-{User.objects.count()}", role=role)

@@ -9,21 +9,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
 from django.test import Client
-from django.urls import include, path, reverse
+from django.urls import reverse
 from django.utils import timezone, translation
-from ninja import NinjaAPI
-from ninja.security import SessionAuth
 
-from kizuna.config import urls as main_urls
-from kizuna.core.api_auth import ApiTokenAuth
 from kizuna.core.models import ApiToken, TimelineEntry, TimelineKind, User
 from kizuna.core.roles import Role
 from kizuna.customers.models import Customer, LifecycleStage, Product, Subscription, TouchModel
 from kizuna.lifecycle import touch
-from kizuna.lifecycle.api_policy import router
 from kizuna.lifecycle.models import (
     ChangeSource,
     Dimension,
@@ -446,39 +440,9 @@ def test_csm_sets_and_ends_an_override_from_the_panel(
 
 # --- REST API -----------------------------------------------------------------------------------
 
-# Until kizuna.config.api mounts this router, the tests mount it on an API of their own with
-# the same authentication and error handlers (same paths).
-_test_api = NinjaAPI(auth=[ApiTokenAuth(), SessionAuth()], urls_namespace="lifecycle-test-api")
-_test_api.add_router("/", router)
-
-
-@_test_api.exception_handler(PermissionDenied)
-def _denied(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
-    return _test_api.create_response(request, {"detail": str(exc) or "forbidden"}, status=403)
-
-
-@_test_api.exception_handler(ValidationError)
-def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    detail = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-    return _test_api.create_response(request, {"detail": detail}, status=400)
-
-
-def _api_urls() -> Any:
-    patterns, app_name, namespace = _test_api.urls
-    for pattern in patterns:  # the API answers 401 itself, as kizuna.config.urls arranges
-        pattern.callback.login_required = False  # type: ignore[union-attr]
-    return patterns, app_name, namespace
-
-
-urlpatterns = [path("api/v1/", _api_urls()), path("", include(main_urls))]
-
 
 @pytest.fixture
 def api(settings: Any, make_user: Callable[..., User]) -> Callable[[str], Client]:
-    from kizuna.config.api import api as main_api
-
-    if not any(mounted is router for _prefix, mounted in main_api._routers):
-        settings.ROOT_URLCONF = __name__
     settings.LANGUAGE_CODE = "en"
 
     def client_for(role: str) -> Client:
