@@ -474,13 +474,13 @@ STAGES: list[Stage] = [
         "latest_day", gettext_lazy("Sending the latest day to the ingestion API"), ingest_latest_day
     ),
     Stage("metrics", gettext_lazy("Computing metrics"), compute_metrics),
+    Stage("onboarding", gettext_lazy("Onboarding programs and plans"), load_onboarding),
     Stage(
         "lifecycle",
         gettext_lazy("Segments, touch models, CSM teams, lifecycle history and handoffs"),
         load_lifecycle,
     ),
     Stage("ground_truth", gettext_lazy("Writing the ground truth"), write_ground_truth),
-    Stage("onboarding", gettext_lazy("Onboarding programs and plans"), load_onboarding),
 ]
 
 
