@@ -172,7 +172,7 @@ class MilestoneForm(forms.ModelForm):  # type: ignore[type-arg] # django-stubs g
         label=_("Comparison"), required=False, choices=[(op, op) for op in COMPARISONS]
     )
     threshold = forms.FloatField(
-        label=_("Threshold"), required=False, help_text=_("e.g. 0.8 for 80% of seats.")
+        label=_("Threshold"), required=False, help_text=_("e.g. 0.8 for 80 percent of seats.")
     )
 
     class Meta:
