@@ -13,6 +13,7 @@ from kizuna.customers.import_api import router as imports_router
 from kizuna.lifecycle.api_owners import router as owners_router
 from kizuna.lifecycle.api_policy import router as lifecycle_policy_router
 from kizuna.lifecycle.api_segments import router as segments_router
+from kizuna.onboarding.api import router as onboarding_router
 from kizuna.reports.api import router as reports_router
 
 api = NinjaAPI(
@@ -44,3 +45,4 @@ api.add_router("/", analytics_router)
 api.add_router("/", owners_router)
 api.add_router("/", segments_router)
 api.add_router("/", lifecycle_policy_router)
+api.add_router("/", onboarding_router)

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "kizuna.core",
     "kizuna.customers",
     "kizuna.analytics",
+    "kizuna.onboarding",
     "kizuna.lifecycle",
     "kizuna.reports",
     "kizuna.demo",
@@ -155,6 +156,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # Base currency of reports; other currencies convert with these rates (units of base per unit).
 KIZUNA_BASE_CURRENCY = os.environ.get("KIZUNA_BASE_CURRENCY", "JPY")
+# Shown to customers on their onboarding plan page.
+KIZUNA_COMPANY_NAME = os.environ.get("KIZUNA_COMPANY_NAME", "")
 KIZUNA_CURRENCY_RATES: dict[str, float] = {
     code.strip().upper(): float(rate)
     for code, _sep, rate in (

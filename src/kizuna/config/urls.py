@@ -27,6 +27,7 @@ urlpatterns = [
     path("reports/", include("kizuna.reports.urls")),
     path("analytics/", include("kizuna.analytics.urls")),
     path("lifecycle/", include("kizuna.lifecycle.urls")),
+    path("onboarding/", include("kizuna.onboarding.urls")),
     path("v1/", include("kizuna.analytics.ingest_urls")),
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("api/v1/", (_exempt_from_login_redirect(_api_patterns), _api_app, _api_namespace)),

@@ -12,7 +12,7 @@ NAVIGATION = (
     ("core:home", _("Home"), "home"),
     ("customers:list", _("Customers"), "customers"),
     ("lifecycle:portfolio", _("Portfolio"), "portfolio"),
-    (None, _("Onboarding"), "onboarding"),
+    ("onboarding:board", _("Onboarding"), "onboarding"),
     (None, _("Health"), "health"),
     (None, _("Tasks"), "tasks"),
     (None, _("Tech touch"), "techtouch"),

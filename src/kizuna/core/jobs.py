@@ -26,3 +26,15 @@ def register_daily_job(job: DailyJob) -> None:
 
 def daily_jobs() -> list[DailyJob]:
     return sorted(_daily_jobs.values(), key=lambda job: (job.order, job.key))
+
+
+_flush_listeners: dict[str, Callable[[date], object]] = {}
+
+
+def register_flush_listener(key: str, listener: Callable[[date], object]) -> None:
+    """Call ``listener(today)`` after every lake flush that wrote events (new product usage)."""
+    _flush_listeners[key] = listener
+
+
+def flush_listeners() -> list[Callable[[date], object]]:
+    return [_flush_listeners[key] for key in sorted(_flush_listeners)]

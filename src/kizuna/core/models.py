@@ -115,6 +115,15 @@ class TimelineKind(models.TextChoices):
     ROLE_HANDOFF_CREATED = "handoff.created", _("Handoff to the next owner")
     ROLE_HANDOFF_ACKNOWLEDGED = "handoff.acknowledged", _("Handoff acknowledged")
     ONBOARDING_COMPLETED = "onboarding.completed", _("Onboarding completed")
+    ONBOARDING_PLAN_CREATED = "onboarding.plan_created", _("Onboarding plan created")
+    MILESTONE_CHANGED = "onboarding.milestone", _("Onboarding milestone updated")
+    GOAL_AGREED = "goal.agreed", _("Success goal agreed")
+    GOAL_ACHIEVED = "goal.achieved", _("Success goal achieved")
+    KICKOFF_RECORDED = "onboarding.kickoff", _("Kickoff recorded")
+    ONBOARDING_LINK_SHARED = "onboarding.link_shared", _("Plan page shared")
+    ONBOARDING_LINK_REVOKED = "onboarding.link_revoked", _("Plan page link revoked")
+    ONBOARDING_CANCELLED = "onboarding.cancelled", _("Onboarding plan cancelled")
+    FOLLOW_UP_DONE = "onboarding.follow_up", _("Follow-up done")
     NPS_ANSWERED = "nps.answered", _("NPS answered")
 
 

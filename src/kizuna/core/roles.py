@@ -26,6 +26,7 @@ class Capability(StrEnum):
     MANAGE_METRICS = "manage_metrics"
     MANAGE_LIFECYCLE = "manage_lifecycle"
     ASSIGN_OWNERS = "assign_owners"
+    MANAGE_PROGRAMS = "manage_programs"
 
 
 _CSM = frozenset({Capability.VIEW, Capability.EDIT_CUSTOMERS, Capability.WRITE_TIMELINE})
@@ -39,8 +40,9 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
         Capability.MANAGE_METRICS,
         Capability.MANAGE_LIFECYCLE,
         Capability.ASSIGN_OWNERS,
+        Capability.MANAGE_PROGRAMS,
     },
-    Role.ONBOARDING_CSM: _CSM,
+    Role.ONBOARDING_CSM: _CSM | {Capability.MANAGE_PROGRAMS},
     Role.ADOPTION_CSM: _CSM,
     Role.EXPANSION_CSM: _CSM,
     Role.VIEWER: frozenset({Capability.VIEW}),

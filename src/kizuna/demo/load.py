@@ -65,6 +65,7 @@ from kizuna.demo.config import DEFAULT_CONFIG, DEMO_PASSWORD, DemoConfig
 from kizuna.demo.events import Calendar, EventGenerator, event_writer, plain
 from kizuna.demo.files import TRUTH_DIR, TruthWriter, csv_bytes
 from kizuna.demo.lifecycle import load_lifecycle
+from kizuna.demo.onboarding import load_onboarding
 from kizuna.demo.simulation import SimulatedCustomer, Simulator, add_months
 
 # (done, total) of the running stage; total 0 when unknown.
@@ -473,6 +474,7 @@ STAGES: list[Stage] = [
         "latest_day", gettext_lazy("Sending the latest day to the ingestion API"), ingest_latest_day
     ),
     Stage("metrics", gettext_lazy("Computing metrics"), compute_metrics),
+    Stage("onboarding", gettext_lazy("Onboarding programs and plans"), load_onboarding),
     Stage(
         "lifecycle",
         gettext_lazy("Segments, touch models, CSM teams, lifecycle history and handoffs"),

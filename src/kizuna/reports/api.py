@@ -1,5 +1,8 @@
 """KPI endpoints (mounted at /api/v1/kpis): the catalog, one KPI for a period (optionally
-broken down by a dimension), its monthly trend, and the time customers spend in each stage."""
+broken down by a dimension), its monthly trend, and the time customers spend in each stage.
+
+The onboarding KPIs take the period as a cohort of first start dates and also read
+``program`` and ``version``; the other KPIs refuse those two (422 naming them)."""
 
 from datetime import date
 from typing import Any
@@ -20,6 +23,7 @@ from kizuna.reports.kpis import (
     compute_kpi,
     last_complete_month,
     parse_group_by,
+    program_filter,
     resolve_population,
     trend,
 )
@@ -52,7 +56,12 @@ class PopulationQuery(Schema):
     as_of: date | None = None  # the day the dimensions are read on; default each period's start
 
 
-class PeriodQuery(PopulationQuery):
+class ProgramQuery(Schema):
+    program: str = ""  # onboarding KPIs only: a program's key
+    version: int | None = None  # onboarding KPIs only, with program: a version number
+
+
+class PeriodQuery(PopulationQuery, ProgramQuery):
     start: date
     end: date
     inactivity_days: int = DEFAULT_INACTIVITY_DAYS  # activity_churn_rate only
@@ -65,7 +74,7 @@ class TimeInStageQuery(Schema):
     cohort: str = ""  # YYYY-MM of the first start date
 
 
-class TrendQuery(PopulationQuery):
+class TrendQuery(PopulationQuery, ProgramQuery):
     months: int = 12
     end: str = ""  # YYYY-MM, default: the last complete month
     inactivity_days: int = DEFAULT_INACTIVITY_DAYS  # activity_churn_rate only
@@ -154,6 +163,10 @@ def get_kpi(request: HttpRequest, kpi_id: str, query: Query[PeriodQuery]) -> Sta
     the lifecycle history. ``group_by`` (``segment``, ``touch_model``, ``stage``, ``owner``)
     adds ``group_by``, ``as_of``, ``groups_overlap`` and ``groups``: one entry per group value
     (``key``, ``label``, ``value``, ``numerator``, ``denominator``, ``details``).
+
+    Onboarding KPIs: the customers whose first start date is in ``[start, end)``, judged
+    today (or on ``as_of``, which then also reads the dimensions); ``program`` (a key) and
+    ``version`` (a number) narrow them to the customers whose first plan is of it.
     """
     require(request.user, Capability.VIEW)
     definition = KPIS.get(kpi_id)
@@ -163,6 +176,7 @@ def get_kpi(request: HttpRequest, kpi_id: str, query: Query[PeriodQuery]) -> Sta
     try:
         group_by = parse_group_by(query.group_by)
         population = _population(query)
+        program = program_filter(kpi_id, program=query.program, version=query.version)
         if group_by is not None:
             grouped = compute_grouped_kpi(
                 kpi_id=kpi_id,
@@ -171,6 +185,7 @@ def get_kpi(request: HttpRequest, kpi_id: str, query: Query[PeriodQuery]) -> Sta
                 population=population,
                 group_by=group_by,
                 inactivity_days=query.inactivity_days,
+                program=program,
             )
             return Status(200, grouped.as_json(**names))
         result = compute_kpi(
@@ -179,6 +194,7 @@ def get_kpi(request: HttpRequest, kpi_id: str, query: Query[PeriodQuery]) -> Sta
             end=query.end,
             population=population,
             inactivity_days=query.inactivity_days,
+            program=program,
         )
     except KpiInputError as exc:
         return _refused(exc)
@@ -193,6 +209,8 @@ def get_kpi(request: HttpRequest, kpi_id: str, query: Query[PeriodQuery]) -> Sta
 def get_kpi_trend(
     request: HttpRequest, kpi_id: str, query: Query[TrendQuery]
 ) -> Status[dict[str, Any]]:
+    """An onboarding KPI gives one point per monthly cohort, every cohort judged today (or
+    on ``as_of``)."""
     require(request.user, Capability.VIEW)
     definition = KPIS.get(kpi_id)
     if definition is None:
@@ -210,6 +228,7 @@ def get_kpi_trend(
             end_month=end_month,
             population=_population(query),
             inactivity_days=query.inactivity_days,
+            program=program_filter(kpi_id, program=query.program, version=query.version),
         )
     except KpiInputError as exc:
         return _refused(exc)

@@ -1,4 +1,5 @@
-"""The report pages' GET forms: the month, the population filters and the breakdown."""
+"""The report pages' GET forms: the month, the population filters, the breakdown and the
+onboarding report's cohort and program."""
 
 from datetime import date
 from typing import Any
@@ -8,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from kizuna.core.models import User
 from kizuna.customers.models import LifecycleStage, TouchModel
-from kizuna.reports.kpis import KPIS, GroupBy, Population
+from kizuna.reports.kpis import KPIS, GroupBy, Population, ProgramFilter, resolve_program
 from kizuna.reports.kpis.population import KpiInputError, parse_cohort
 
 # The KPI a breakdown shows unless another is chosen.
@@ -114,3 +115,86 @@ class TimeInStageForm(forms.Form):
                     _("Choose a month in the form YYYY-MM."), code="invalid"
                 ) from None
         return value
+
+
+class OnboardingReportForm(forms.Form):
+    """Reports → Onboarding: the cohort month, the population filters and a program (version).
+
+    A bad month falls back to the default with an error; a bad program or version is an error
+    naming it (and the page shows no figures until it is fixed).
+    """
+
+    cohort = forms.CharField(label=_("Cohort (month of first start)"), required=False, max_length=7)
+    segment = forms.ChoiceField(label=_("Segment"), required=False)
+    touch_model = forms.ChoiceField(label=_("Touch model"), required=False)
+    stage = forms.ChoiceField(label=_("Lifecycle stage"), required=False)
+    owner = forms.TypedChoiceField(label=_("Owner"), required=False, coerce=int, empty_value=None)
+    program = forms.ChoiceField(label=_("Program"), required=False)
+    version = forms.CharField(label=_("Version"), required=False, max_length=6)
+
+    def __init__(
+        self,
+        data: Any,
+        *,
+        segments: list[tuple[str, str]],
+        owners: list[User],
+        programs: list[tuple[str, str]],
+    ) -> None:
+        super().__init__(data)
+        any_choice = [("", _("All"))]
+        self.fields["segment"].choices = any_choice + list(segments)  # type: ignore[attr-defined] # ChoiceField
+        self.fields["touch_model"].choices = any_choice + list(TouchModel.choices)  # type: ignore[attr-defined] # ChoiceField
+        self.fields["stage"].choices = any_choice + list(LifecycleStage.choices)  # type: ignore[attr-defined] # ChoiceField
+        self.fields["owner"].choices = any_choice + [(u.pk, u.display_name) for u in owners]  # type: ignore[attr-defined] # ChoiceField
+        self.fields["program"].choices = [("", _("All programs")), *programs]  # type: ignore[attr-defined] # ChoiceField
+        self.program_filter: ProgramFilter | None = None
+
+    def clean_cohort(self) -> date | None:
+        value = (self.cleaned_data.get("cohort") or "").strip()
+        if not value:
+            return None
+        try:
+            return parse_cohort(value)
+        except KpiInputError:
+            raise forms.ValidationError(
+                _("Choose a month in the form YYYY-MM."), code="invalid"
+            ) from None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "program" in self.errors:
+            return data
+        program = data.get("program") or ""
+        version = (data.get("version") or "").strip()
+        if version and not program:
+            self.add_error("program", _("Choose the program whose version you want to see."))
+        elif version and (not version.isdigit() or int(version) < 1):
+            self.add_error("version", _("Give a version number: 1, 2, …"))
+        elif program:
+            try:
+                self.program_filter = resolve_program(program, version or None)
+            except KpiInputError as exc:
+                if exc.field == "version":
+                    self.add_error("version", _("This program has no such version."))
+                else:
+                    self.add_error("program", _("There is no program with this key."))
+        return data
+
+    def cohort_or(self, default: date) -> date:
+        self.is_valid()
+        cohort = getattr(self, "cleaned_data", {}).get("cohort")
+        return cohort if isinstance(cohort, date) else default
+
+    def has_program_errors(self) -> bool:
+        self.is_valid()
+        return "program" in self.errors or "version" in self.errors
+
+    def population(self) -> Population:
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        return Population(
+            segment=data.get("segment") or "",
+            touch_model=data.get("touch_model") or "",
+            lifecycle_stage=data.get("stage") or "",
+            owner_id=data.get("owner"),
+        )

@@ -6,6 +6,7 @@ from datetime import date
 from kizuna.analytics.usage_kpis import has_usage_data
 from kizuna.customers.models import Customer, Subscription
 from kizuna.lifecycle.models import Segment
+from kizuna.onboarding.models import Program
 from kizuna.reports.kpis import (
     ADOPTION_KPIS,
     DEFAULT_INACTIVITY_DAYS,
@@ -139,6 +140,11 @@ def segment_choices() -> list[tuple[str, str]]:
         .distinct()
     )
     return [*defined, *((key, key) for key in held)]
+
+
+def program_choices() -> list[tuple[str, str]]:
+    """(key, name) of the onboarding programs, by name."""
+    return list(Program.objects.order_by("name", "key").values_list("key", "name"))
 
 
 def kpi_breakdown(

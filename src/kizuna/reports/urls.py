@@ -8,5 +8,6 @@ app_name = "reports"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("onboarding/", views.onboarding, name="onboarding"),
     path("time-in-stage/", views.time_in_stage, name="time-in-stage"),
 ]

@@ -1,5 +1,7 @@
 """Report pages: the KPI dashboard (contract KPIs, adoption KPIs from product events, a
-breakdown by segment, touch model, stage or owner) and the time customers spend per stage."""
+breakdown by segment, touch model, stage or owner), the onboarding report (a cohort's
+onboarding KPIs, the milestone funnel per program version, 12 cohorts) and the time customers
+spend per stage."""
 
 from datetime import date
 from decimal import Decimal
@@ -7,6 +9,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
@@ -15,8 +18,15 @@ from kizuna.core.access import requires
 from kizuna.core.models import User
 from kizuna.core.roles import Capability
 from kizuna.customers.templatetags.customer_tags import money
+from kizuna.reports import onboarding_report as onboarding_reads
 from kizuna.reports import selectors
-from kizuna.reports.forms import GROUP_BY_CHOICES, DashboardFilterForm, TimeInStageForm
+from kizuna.reports.charts import line_chart
+from kizuna.reports.forms import (
+    GROUP_BY_CHOICES,
+    DashboardFilterForm,
+    OnboardingReportForm,
+    TimeInStageForm,
+)
 from kizuna.reports.kpis import (
     KPIS,
     AnyKpi,
@@ -61,7 +71,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         request.GET,
         segments=selectors.segment_choices(),
         owners=owners,
-        kpi_names=[(definition.id, kpi_name(definition)) for definition in KPIS.values()],
+        kpi_names=[
+            (definition.id, kpi_name(definition))
+            for definition in KPIS.values()
+            if definition.unit is not Unit.FUNNEL  # no single value to break down
+        ],
     )
     default_month = last_complete_month()
     month = form.month_or(default_month)
@@ -174,14 +188,14 @@ def _breakdown_context(
         )
     except KpiInputError as exc:
         return {**context, "error": str(exc)}
-    is_money = definition.unit is Unit.MONEY
+    unit = definition.unit
 
     def row(key: str, label: str, result: KpiResult) -> dict[str, Any]:
         return {
             "key": key,
             "label": label,
-            "value": _show_value(result.value, is_money=is_money),
-            "number": _chart_number(result.value, is_money=is_money),
+            "value": show_value(result.value, unit),
+            "number": _chart_number(result.value, unit),
             "numerator": show_amount(result.numerator, money_unit=_is_money(definition.id)),
             "denominator": show_amount(result.denominator, money_unit=_is_money(definition.id)),
         }
@@ -197,16 +211,26 @@ def _breakdown_context(
     }
 
 
-def _show_value(value: Decimal | None, *, is_money: bool) -> str:
-    if not is_money:
-        return show_rate(value)
-    return UNDEFINED if value is None else money(value)
+def show_days(value: Decimal | float | None) -> str:
+    """A number of days as shown: "29 days", "11.5 days", "—"."""
+    if value is None:
+        return UNDEFINED
+    return _("%(days)s days") % {"days": f"{float(value):g}"}
 
 
-def _chart_number(value: Decimal | None, *, is_money: bool) -> float | None:
+def show_value(value: Decimal | None, unit: Unit) -> str:
+    """A KPI value as shown: a percentage, an amount or days."""
+    if unit is Unit.MONEY:
+        return UNDEFINED if value is None else money(value)
+    if unit is Unit.DAYS:
+        return show_days(value)
+    return show_rate(value)
+
+
+def _chart_number(value: Decimal | None, unit: Unit) -> float | None:
     if value is None:
         return None
-    return float(value) if is_money else float(value) * 100
+    return float(value) if unit in (Unit.MONEY, Unit.DAYS) else float(value) * 100
 
 
 # Geometry of the breakdown's bar chart, in SVG user units.
@@ -218,14 +242,17 @@ CHART_BAR = 16
 CHART_LABEL_CHARS = 22
 
 
-def bar_chart(rows: list[dict[str, Any]], *, total: float | None = None) -> dict[str, Any]:
+def bar_chart(
+    rows: list[dict[str, Any]], *, total: float | None = None, top: float | None = None
+) -> dict[str, Any]:
     """Horizontal bars for ``rows`` (``label``, ``value`` as shown, ``number`` or None), drawn
-    from a zero line; negative numbers (money) go left. ``total`` draws a dashed line."""
+    from a zero line; negative numbers (money) go left. ``total`` draws a dashed line; ``top``
+    fixes the right end of the scale (100 for percentages) instead of the largest number."""
     numbers = [float(row["number"]) for row in rows if row["number"] is not None]
     if total is not None:
         numbers.append(total)
     low = min([0.0, *numbers])
-    high = max([0.0, *numbers])
+    high = max([0.0, *numbers, *([] if top is None else [top])])
     span = (high - low) or 1.0
     area = CHART_WIDTH - CHART_LABEL_WIDTH - CHART_VALUE_WIDTH
 
@@ -269,6 +296,205 @@ def bar_chart(rows: list[dict[str, Any]], *, total: float | None = None) -> dict
         "total_x": None if total is None else f"{x_of(total):.1f}",
         "bars": bars,
     }
+
+
+@require_GET
+@requires(Capability.VIEW)
+def onboarding(request: HttpRequest) -> HttpResponse:
+    """A cohort's onboarding KPIs with numerator and denominator, completion by day 30/60/90,
+    the milestone funnel of each program version and the 12 cohorts up to it."""
+    today = timezone.localdate()
+    form = OnboardingReportForm(
+        request.GET,
+        segments=selectors.segment_choices(),
+        owners=list(User.objects.filter(is_active=True).order_by("username")),
+        programs=selectors.program_choices(),
+    )
+    cohort = form.cohort_or(onboarding_reads.default_cohort(today))
+    context: dict[str, Any] = {
+        "area": "reports",
+        "tab": "onboarding",
+        "form": form,
+        "cohort": cohort.strftime("%Y-%m"),
+        "cohort_start": cohort,
+        "today": today,
+        "filtered": any(
+            request.GET.get(key)
+            for key in ("segment", "touch_model", "stage", "owner", "program", "version")
+        ),
+    }
+    if not onboarding_reads.has_plans():
+        return render(request, "reports/onboarding.html", {**context, "no_plans": True})
+    if form.has_program_errors():
+        return render(request, "reports/onboarding.html", context)
+    try:
+        report = onboarding_reads.onboarding_report(
+            cohort=cohort,
+            population=form.population(),
+            judged_on=today,
+            program=form.program_filter,
+        )
+    except KpiInputError as exc:
+        return render(request, "reports/onboarding.html", {**context, "kpi_error": str(exc)})
+    context.update(_onboarding_context(report))
+    return render(request, "reports/onboarding.html", context)
+
+
+def _onboarding_context(report: onboarding_reads.OnboardingReport) -> dict[str, Any]:
+    """Cards, the day-30/60/90 bars, the funnel tables and the two trend lines."""
+    results = {definition.id: result for definition, result in report.cards}
+    cards = [
+        {
+            "id": definition.id,
+            "name": kpi_name(definition),
+            "description": definition.description,
+            "value": show_value(result.value, definition.unit),
+            "numerator": result.numerator,
+            "denominator": result.denominator,
+            "fraction": _onboarding_fraction(definition.id),
+            "note": _onboarding_note(definition.id, result),
+        }
+        for definition, result in report.cards
+    ]
+    completion = results["onboarding_completion_rate"]
+    by_day = [
+        {
+            "key": mark,
+            "label": _("Day %(day)s") % {"day": mark},
+            "value": show_rate(_decimal(row["rate"])),
+            "number": None if row["rate"] is None else float(row["rate"]) * 100,
+            "completed": row["completed"],
+            "plans": row["plans"],
+        }
+        for mark, row in completion.details["by_day"].items()
+    ]
+    plan_outcomes = [
+        ("on_time", _("Completed within the target days"), completion.numerator),
+        ("late", _("Completed late"), completion.details["completed_late"]),
+        (
+            "in_progress",
+            _("Open, still within the target days"),
+            completion.details["in_progress_within_target"],
+        ),
+        (
+            "not_completed",
+            _("Open past the target days"),
+            completion.details["not_completed_past_target"],
+        ),
+        ("total", _("Customers with a plan"), completion.denominator),
+    ]
+    funnels = [_funnel_context(version) for version in report.funnel.details["versions"]]
+    labels = [month for month, _results in report.months]
+    rates = [_decimal_percent(r["onboarding_completion_rate"].value) for _m, r in report.months]
+    days = [_chart_number(r["time_to_first_value"].value, Unit.DAYS) for _m, r in report.months]
+    return {
+        "cards": cards,
+        "cohort_plans": completion.denominator,
+        "by_day": by_day,
+        "by_day_chart": bar_chart(by_day, top=100.0),
+        "plan_outcomes": plan_outcomes,
+        "funnels": funnels,
+        "trend_charts": [
+            (
+                line_chart(
+                    labels,
+                    rates,
+                    shown=[
+                        show_rate(r["onboarding_completion_rate"].value) for _m, r in report.months
+                    ],
+                    top=100.0,
+                    suffix="%",
+                ),
+                _("Onboarding completion rate by cohort"),
+                "completion",
+            ),
+            (
+                line_chart(
+                    labels,
+                    days,
+                    shown=[show_days(r["time_to_first_value"].value) for _m, r in report.months],
+                ),
+                _("Time to first value by cohort (median days)"),
+                "time-to-first-value",
+            ),
+        ],
+        "trend_rows": [
+            {
+                "month": month,
+                "completion": show_rate(r["onboarding_completion_rate"].value),
+                "plans": r["onboarding_completion_rate"].denominator,
+                "ttfv": show_days(r["time_to_first_value"].value),
+                "reached": r["time_to_first_value"].numerator,
+                "customers": r["time_to_first_value"].denominator,
+            }
+            for month, r in report.months
+        ],
+    }
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _decimal_percent(value: Decimal | None) -> float | None:
+    return None if value is None else float(value) * 100
+
+
+def _onboarding_fraction(kpi_id: str) -> str:
+    """What the numerator / denominator of a card count."""
+    if kpi_id == "onboarding_completion_rate":
+        return _("plans completed on time / customers with a plan")
+    if kpi_id == "initial_usage_rate":
+        return _("customers with an active user in 30 days / customers")
+    if kpi_id == "initial_outcome_achievement_rate":
+        return _("first goals achieved by their due date / customers that set one")
+    return _("customers that reached their first goal / customers")
+
+
+def _onboarding_note(kpi_id: str, result: KpiResult) -> str:
+    """A second line under an onboarding card: what is still open, or what is missing."""
+    details = result.details
+    if kpi_id == "onboarding_completion_rate":
+        return _(
+            "%(late)s completed late, %(open)s within their target days, %(missed)s not "
+            "completed past it"
+        ) % {
+            "late": details["completed_late"],
+            "open": details["in_progress_within_target"],
+            "missed": details["not_completed_past_target"],
+        }
+    if kpi_id == "initial_usage_rate":
+        if not details.get("has_usage_data"):
+            return _("There are no product usage events yet.")
+        return _("%(count)s customers' 30 days are not over yet") % {
+            "count": details["customers_whose_window_is_still_open"]
+        }
+    if kpi_id == "initial_outcome_achievement_rate":
+        return _("%(late)s achieved late, %(open)s still open before their due date") % {
+            "late": details["achieved_late"],
+            "open": details["open_before_due_date"],
+        }
+    return _("onboarding completed: median %(days)s") % {
+        "days": show_days(details["median_days_to_onboarding_completed"])
+    }
+
+
+def _funnel_context(version: dict[str, Any]) -> dict[str, Any]:
+    """One version's funnel as rows with a bar width (completed share, 0–100)."""
+    steps = [
+        {
+            **step,
+            "completed_percent": show_rate(_decimal(step["completed_share"])),
+            "bar": 0.0
+            if step["completed_share"] is None
+            else round(step["completed_share"] * 100, 1),
+            "median": show_days(step["median_days"]),
+            "overdue_percent": show_rate(_decimal(step["overdue_share"])),
+            "stall": step["key"] == version["stall_key"],
+        }
+        for step in version["steps"]
+    ]
+    return {**version, "steps": steps}
 
 
 @require_GET

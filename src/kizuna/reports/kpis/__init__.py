@@ -6,7 +6,9 @@ from kizuna.reports.kpis.catalog import (
     AnyKpi,
     KpiDefinition,
     compute_kpi,
+    judging_day,
     kpi_definition,
+    program_filter,
 )
 from kizuna.reports.kpis.contracts import ContractTotals, contract_totals
 from kizuna.reports.kpis.groups import (
@@ -17,6 +19,12 @@ from kizuna.reports.kpis.groups import (
     parse_group_by,
 )
 from kizuna.reports.kpis.inputs import parse_day, resolve_population
+from kizuna.reports.kpis.onboarding import (
+    ONBOARDING_KPIS,
+    OnboardingKpiDefinition,
+    ProgramFilter,
+    resolve_program,
+)
 from kizuna.reports.kpis.population import GroupBy, KpiInputError, Population
 from kizuna.reports.kpis.results import KpiResult, TrendPoint, Unit
 from kizuna.reports.kpis.trend import (
@@ -37,6 +45,7 @@ __all__ = [
     "DEFAULT_INACTIVITY_DAYS",
     "KPIS",
     "MAX_INACTIVITY_DAYS",
+    "ONBOARDING_KPIS",
     "AnyKpi",
     "ContractTotals",
     "GroupBy",
@@ -45,7 +54,9 @@ __all__ = [
     "KpiGroup",
     "KpiInputError",
     "KpiResult",
+    "OnboardingKpiDefinition",
     "Population",
+    "ProgramFilter",
     "TrendPoint",
     "Unit",
     "UsageKpiDefinition",
@@ -54,13 +65,16 @@ __all__ = [
     "compute_kpi",
     "contract_totals",
     "group_labels",
+    "judging_day",
     "kpi_definition",
     "last_complete_month",
     "monthly_totals",
     "monthly_usage_totals",
     "parse_day",
     "parse_group_by",
+    "program_filter",
     "resolve_population",
+    "resolve_program",
     "trend",
     "usage_totals",
 ]

@@ -2,7 +2,10 @@
 
 A contract KPI is a function of ``ContractTotals`` (one SQL statement per period), so a
 page that shows several KPIs for a period reads the subscriptions once. An adoption KPI
-(``adoption.py``) is a function of ``UsageTotals``, which also read the product events.
+(``adoption.py``) is a function of ``UsageTotals``, which also read the product events. An
+onboarding KPI (``onboarding.py``) is computed for the cohort of customers whose first start
+date is in ``[start, end)``, judged on a day (today by default), optionally for one program
+or program version.
 """
 
 from collections.abc import Callable
@@ -10,11 +13,18 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, localcontext
 
+from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from kizuna.reports.kpis.adoption import ADOPTION_KPIS, UsageKpiDefinition
 from kizuna.reports.kpis.contracts import ContractTotals, contract_totals
+from kizuna.reports.kpis.onboarding import (
+    ONBOARDING_KPIS,
+    OnboardingKpiDefinition,
+    ProgramFilter,
+    resolve_program,
+)
 from kizuna.reports.kpis.population import KpiInputError, Population
 from kizuna.reports.kpis.results import KpiResult, Number, Unit
 from kizuna.reports.kpis.results import fraction as _fraction
@@ -196,8 +206,8 @@ def mrr_movements(totals: ContractTotals) -> KpiResult:
     )
 
 
-# Any catalog entry: a contract KPI or an adoption (usage) KPI.
-AnyKpi = KpiDefinition | UsageKpiDefinition
+# Any catalog entry: a contract KPI, an adoption (usage) KPI or an onboarding KPI.
+AnyKpi = KpiDefinition | UsageKpiDefinition | OnboardingKpiDefinition
 
 CONTRACT_KPIS: tuple[KpiDefinition, ...] = (
     KpiDefinition(
@@ -276,7 +286,7 @@ CONTRACT_KPIS: tuple[KpiDefinition, ...] = (
     ),
 )
 
-_ALL_KPIS: list[AnyKpi] = [*CONTRACT_KPIS, *ADOPTION_KPIS]
+_ALL_KPIS: list[AnyKpi] = [*CONTRACT_KPIS, *ADOPTION_KPIS, *ONBOARDING_KPIS]
 KPIS: dict[str, AnyKpi] = {definition.id: definition for definition in _ALL_KPIS}
 
 
@@ -290,6 +300,33 @@ def kpi_definition(kpi_id: str) -> AnyKpi:
         ) from None
 
 
+def program_filter(
+    kpi_id: str, *, program: str = "", version: int | str | None = None
+) -> ProgramFilter | None:
+    """The program (version) filter for a KPI; None when neither is given.
+
+    Only the onboarding KPIs read it: for any other KPI a program or version is refused with
+    a KpiInputError naming the field given. Otherwise as ``resolve_program``.
+    """
+    definition = kpi_definition(kpi_id)
+    given = "program" if (program or "").strip() else ""
+    if not given and version is not None and str(version).strip():
+        given = "version"
+    if given and not isinstance(definition, OnboardingKpiDefinition):
+        raise KpiInputError(
+            given,
+            f"only the onboarding KPIs ({', '.join(d.id for d in ONBOARDING_KPIS)}) take a "
+            f"program or version; '{kpi_id}' does not",
+        )
+    return resolve_program(program, version)
+
+
+def judging_day(population: Population, as_of: date | None = None) -> date:
+    """The day an onboarding KPI is judged on: ``as_of``, else the population's ``as_of``,
+    else today."""
+    return as_of or population.as_of or timezone.localdate()
+
+
 def compute_kpi(
     *,
     kpi_id: str,
@@ -297,14 +334,25 @@ def compute_kpi(
     end: date,
     population: Population,
     inactivity_days: int = DEFAULT_INACTIVITY_DAYS,
+    program: ProgramFilter | None = None,
+    judged_on: date | None = None,
 ) -> KpiResult:
     """One KPI over [start, end] for the population.
 
-    A contract KPI is one SQL statement; an adoption KPI also reads the events it needs.
-    ``inactivity_days`` is read by ``activity_churn_rate`` only (but checked for all).
+    A contract KPI is one SQL statement; an adoption KPI also reads the events it needs; an
+    onboarding KPI reads the plans and goals of the cohort ``[start, end)`` judged on
+    ``judged_on`` (default ``judging_day``). ``inactivity_days`` is read by
+    ``activity_churn_rate`` only (but checked for all); ``program`` by the onboarding KPIs
+    only (KpiInputError naming ``program`` for the others).
     """
     definition = kpi_definition(kpi_id)
     check_inactivity_days(inactivity_days)
+    if isinstance(definition, OnboardingKpiDefinition):
+        return definition.compute(
+            start, end, population, judging_day(population, judged_on), program
+        )
+    if program is not None:
+        raise KpiInputError("program", f"only the onboarding KPIs take a program; not '{kpi_id}'")
     if isinstance(definition, UsageKpiDefinition):
         totals = usage_totals(
             start=start,

@@ -13,12 +13,14 @@ from datetime import date
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from kizuna.customers.models import Customer, LifecycleStage, TouchModel
 from kizuna.lifecycle.history import value_as_of
 from kizuna.lifecycle.models import Segment
-from kizuna.reports.kpis.catalog import compute_kpi, kpi_definition
+from kizuna.reports.kpis.catalog import compute_kpi, judging_day, kpi_definition
+from kizuna.reports.kpis.onboarding import OnboardingKpiDefinition, ProgramFilter
 from kizuna.reports.kpis.population import (
     GROUP_DIMENSIONS,
     GroupBy,
@@ -87,16 +89,22 @@ class GroupedKpi:
         }
 
 
-def group_values(group_by: GroupBy, *, population: Population, day: date) -> list[str]:
+def group_values(
+    group_by: GroupBy, *, population: Population, day: date, within: Q | None = None
+) -> list[str]:
     """The values of ``group_by`` the population's customers held on ``day``, in display order.
 
     One query: the customers' values as of ``day`` (``value_as_of``), distinct. ``""`` stands
-    for "none" (no segment; for owners, no owner in any role) and comes last.
+    for "none" (no segment; for owners, no owner in any role) and comes last. ``within``
+    narrows the customers further (an onboarding KPI's cohort).
     """
     dimensions = GROUP_DIMENSIONS[group_by]
     columns = {f"v{n}": value_as_of(dimension, day) for n, dimension in enumerate(dimensions)}
+    condition = population.customer_filter(day)
+    if within is not None:
+        condition &= within
     rows = (
-        Customer.objects.filter(population.customer_filter(day))
+        Customer.objects.filter(condition)
         .order_by()
         .annotate(**columns)
         .values_list(*columns)
@@ -166,32 +174,40 @@ def compute_grouped_kpi(
     population: Population,
     group_by: GroupBy,
     inactivity_days: int = DEFAULT_INACTIVITY_DAYS,
+    program: ProgramFilter | None = None,
+    judged_on: date | None = None,
 ) -> GroupedKpi:
     """The KPI over [start, end] for the population and for each group of ``group_by``.
 
     The groups are read as of ``population.day_for(start)`` (the start day unless the
-    population has an ``as_of``). Raises KpiInputError like ``compute_kpi``.
+    population has an ``as_of``). For an onboarding KPI the groups are those of the cohort's
+    customers, and every group is judged on the same day as the total (``judged_on``, default
+    ``judging_day`` of the population as given). Raises KpiInputError like ``compute_kpi``.
     """
-    kpi_definition(kpi_id)
+    definition = kpi_definition(kpi_id)
     day = population.day_for(start)
+    judged = judging_day(population, judged_on)
     # Every group reads its dimensions on the same day as the total.
     pinned = replace(population, as_of=day)
-    total = compute_kpi(
-        kpi_id=kpi_id, start=start, end=end, population=pinned, inactivity_days=inactivity_days
-    )
-    values = group_values(group_by, population=pinned, day=day)
+    common: dict[str, Any] = {
+        "kpi_id": kpi_id,
+        "start": start,
+        "end": end,
+        "inactivity_days": inactivity_days,
+        "program": program,
+        "judged_on": judged,
+    }
+    total = compute_kpi(population=pinned, **common)
+    within = None
+    if isinstance(definition, OnboardingKpiDefinition):
+        within = Q(first_start_date__gte=start, first_start_date__lt=end)
+    values = group_values(group_by, population=pinned, day=day, within=within)
     labels = group_labels(group_by, values)
     groups = [
         KpiGroup(
             key=value,
             label=labels[value],
-            result=compute_kpi(
-                kpi_id=kpi_id,
-                start=start,
-                end=end,
-                population=replace(pinned, group=(group_by, value)),
-                inactivity_days=inactivity_days,
-            ),
+            result=compute_kpi(population=replace(pinned, group=(group_by, value)), **common),
         )
         for value in values
     ]

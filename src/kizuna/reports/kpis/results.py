@@ -14,6 +14,8 @@ RATE_PLACES = Decimal("0.000001")
 class Unit(StrEnum):
     RATE = "rate"  # a fraction; NRR and the monthly login rate may exceed 1
     MONEY = "money"  # in the base currency
+    DAYS = "days"  # a number of days (a median may end in .5)
+    FUNNEL = "funnel"  # no single value: the steps are in ``details``
 
 
 def fraction(numerator: Number, denominator: Number) -> Decimal | None:

@@ -1,5 +1,8 @@
 """KPIs month by month: the period of month M is [first day of M, first day of M + 1].
 
+For an onboarding KPI the month is a cohort (the customers whose first start date is in it),
+every cohort judged on the same day (today, or the population's ``as_of``).
+
 ``end_date`` is the first day without service, so a contract whose last day is the 31st of
 March ends on 1 April. Measuring March up to 1 April counts it as churned in March, and
 consecutive months chain (one month's end day is the next month's start day): every change
@@ -11,8 +14,9 @@ from datetime import date
 from django.utils import timezone
 
 from kizuna.reports.kpis.adoption import UsageKpiDefinition
-from kizuna.reports.kpis.catalog import kpi_definition
+from kizuna.reports.kpis.catalog import judging_day, kpi_definition
 from kizuna.reports.kpis.contracts import ContractTotals, contract_totals_series
+from kizuna.reports.kpis.onboarding import OnboardingKpiDefinition, ProgramFilter
 from kizuna.reports.kpis.population import KpiInputError, Population, next_month
 from kizuna.reports.kpis.results import TrendPoint
 from kizuna.reports.kpis.usage import (
@@ -75,10 +79,29 @@ def trend(
     end_month: date | None = None,
     population: Population,
     inactivity_days: int = DEFAULT_INACTIVITY_DAYS,
+    program: ProgramFilter | None = None,
+    judged_on: date | None = None,
 ) -> list[TrendPoint]:
-    """A KPI for each of ``months`` months ending with ``end_month`` (default: last complete)."""
+    """A KPI for each of ``months`` months ending with ``end_month`` (default: last complete).
+
+    An onboarding KPI gives one point per monthly cohort, each judged on ``judged_on``
+    (default ``judging_day``), optionally for one program (version); any other KPI refuses a
+    ``program`` (KpiInputError naming it).
+    """
     definition = kpi_definition(kpi_id)
     check_inactivity_days(inactivity_days)
+    if isinstance(definition, OnboardingKpiDefinition):
+        firsts = month_starts(months=months, end_month=end_month or last_complete_month())
+        day = judging_day(population, judged_on)
+        return [
+            TrendPoint(
+                month=first.strftime("%Y-%m"),
+                result=definition.compute(first, next_month(first), population, day, program),
+            )
+            for first in firsts
+        ]
+    if program is not None:
+        raise KpiInputError("program", f"only the onboarding KPIs take a program; not '{kpi_id}'")
     if isinstance(definition, UsageKpiDefinition):
         usage = monthly_usage_totals(
             months=months,

@@ -52,6 +52,12 @@ def test_the_catalog_holds_the_contract_kpis_with_both_names() -> None:
         "stickiness",
         "feature_usage_rate",
         "activity_churn_rate",
+        # onboarding KPIs of a contract-start cohort (test_onboarding_kpis.py)
+        "onboarding_completion_rate",
+        "initial_usage_rate",
+        "initial_outcome_achievement_rate",
+        "time_to_first_value",
+        "milestone_funnel",
     }
     assert KPIS["logo_churn_rate"].name_ja == "チャーンレート(顧客数)"
     assert KPIS["nrr"].name_en == "net revenue retention (NRR)"

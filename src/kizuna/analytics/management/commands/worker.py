@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from kizuna.analytics.flush import flush_inbox, link_product_users
 from kizuna.analytics.metrics import run_incremental
-from kizuna.core.jobs import daily_jobs
+from kizuna.core.jobs import daily_jobs, flush_listeners
 
 logger = logging.getLogger("kizuna.analytics.worker")
 
@@ -67,6 +67,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"lake flush: {result.rows_written:,} events, {result.duplicates:,} duplicates"
             )
+            if result.rows_written:
+                for listener in flush_listeners():
+                    try:
+                        listener(timezone.localdate())
+                    except Exception:
+                        logger.exception("a listener of new events failed")
 
     def _daily(self) -> None:
         try:
