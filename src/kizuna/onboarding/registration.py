@@ -19,6 +19,15 @@ def register() -> None:
             "programs", "onboarding:programs", _("Onboarding programs"), "manage_programs", 40
         )
     )
+    register_settings_tab(
+        SettingsTab(
+            "onboarding-settings",
+            "onboarding:settings",
+            _("Onboarding calendar"),
+            "manage_programs",
+            41,
+        )
+    )
     register_customer_panel(
         CustomerPanel("onboarding", "onboarding:customer-onboarding", _("Onboarding"), 3)
     )

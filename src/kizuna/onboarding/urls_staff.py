@@ -3,7 +3,7 @@ the Customer 360 panel and Settings → Onboarding programs."""
 
 from django.urls import path
 
-from kizuna.onboarding import views, views_programs
+from kizuna.onboarding import views, views_programs, views_settings
 
 urlpatterns = [
     # The board and bulk actions
@@ -25,6 +25,11 @@ urlpatterns = [
     # Customer 360
     path("customers/<int:pk>/", views.customer_onboarding, name="customer-onboarding"),
     path("customers/<int:pk>/plans/", views.plan_create, name="plan-create"),
+    # Settings → Onboarding calendar
+    path("settings/", views_settings.onboarding_settings, name="settings"),
+    path(
+        "settings/holidays/<int:pk>/delete/", views_settings.holiday_delete, name="holiday-delete"
+    ),
     # Settings → Onboarding programs
     path("programs/", views_programs.program_list, name="programs"),
     path("programs/new/", views_programs.program_create, name="program-create"),
