@@ -1,10 +1,12 @@
 """Browser fixtures: Debian's Chromium driven by Playwright against pytest-django's live server."""
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.handlers.wsgi import WSGIHandler
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -15,6 +17,24 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-gpu",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_request_at_a_time() -> Iterator[None]:
+    """The live server shares the tests' in-memory SQLite connection between its threads; a
+    page whose panels load in parallel would use it from several threads at once, which
+    SQLite refuses ("bad parameter or other API misuse"). Requests are served one at a time
+    (a real deployment has a connection per thread or process)."""
+    lock = threading.Lock()
+    original = WSGIHandler.__call__
+
+    def serial(self: WSGIHandler, environ: Any, start_response: Any) -> Any:
+        with lock:
+            return original(self, environ, start_response)
+
+    WSGIHandler.__call__ = serial  # type: ignore[method-assign]
+    yield
+    WSGIHandler.__call__ = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")
