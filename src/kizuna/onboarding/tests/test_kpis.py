@@ -214,7 +214,7 @@ def test_milestone_funnel_shows_where_plans_stall(story: dict[str, Any]) -> None
     assert m2.overdue_share == pytest.approx(1 / 3)
 
 
-def _write_logins(rows: list[tuple[str, str]]) -> None:
+def write_logins(rows: list[tuple[str, str]]) -> None:
     """rows: (customer external id, local date) of one login by user u1."""
     times = pa.array(
         [
@@ -252,7 +252,7 @@ def test_initial_usage_rate_counts_activity_in_the_first_30_days(story: dict[str
     usage.save()
     # A on its day 0 (counts); B on day 29 (03-10 + 29 = 04-08, counts); C on day 30
     # (03-20 + 30 = 04-19, too late); E (April cohort) is outside. D never: 2 / 4.
-    _write_logins(
+    write_logins(
         [("A", "2026-03-02"), ("B", "2026-04-08"), ("C", "2026-04-19"), ("E", "2026-04-06")]
     )
 
@@ -352,7 +352,7 @@ def test_initial_usage_counts_only_events_by_as_of(story: dict[str, Any]) -> Non
     usage = UsageSettings.load()
     usage.qualifying_event_types = ["login"]
     usage.save()
-    _write_logins([("A", "2026-03-02"), ("B", "2026-04-08")])
+    write_logins([("A", "2026-03-02"), ("B", "2026-04-08")])
 
     # On 04-01 B's login (04-08, its day 29) has not happened yet.
     result = kpis.initial_usage_rate(**MARCH, as_of=d("2026-04-01"))

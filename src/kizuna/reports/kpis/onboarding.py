@@ -9,6 +9,7 @@ program, optionally one of its versions) narrows the cohort to the customers who
 of that program (version) exists, so versions can be compared (PDCA).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -123,6 +124,26 @@ def _scope(start: date, end: date, population: Population, program: ProgramFilte
     )
 
 
+def _computed(
+    compute: Callable[..., onboarding.OnboardingValue],
+    start: date,
+    end: date,
+    population: Population,
+    as_of: date,
+    program: ProgramFilter | None,
+) -> onboarding.OnboardingValue:
+    """One onboarding KPI of ``kizuna.onboarding.kpis`` for the cohort's population and program."""
+    scope = _scope(start, end, population, program)
+    return compute(
+        start=start,
+        end=end,
+        customers=scope.customers,
+        program_id=scope.program_id,
+        version_id=scope.version_id,
+        as_of=as_of,
+    )
+
+
 def _details(value: onboarding.OnboardingValue, program: ProgramFilter | None) -> dict[str, object]:
     details = dict(value.details)
     if program is not None:
@@ -159,15 +180,7 @@ def onboarding_completion_rate(
 ) -> KpiResult:
     """Cohort customers whose first plan completed within the version's target days (by
     ``as_of``) / cohort customers with a plan."""
-    scope = _scope(start, end, population, program)
-    value = onboarding.onboarding_completion_rate(
-        start=start,
-        end=end,
-        customers=scope.customers,
-        program_id=scope.program_id,
-        version_id=scope.version_id,
-        as_of=as_of,
-    )
+    value = _computed(onboarding.onboarding_completion_rate, start, end, population, as_of, program)
     return _rate_result("onboarding_completion_rate", start, end, value, program)
 
 
@@ -180,15 +193,7 @@ def initial_usage_rate(
 ) -> KpiResult:
     """Cohort customers with an active user within 30 days of their first start date / the
     cohort."""
-    scope = _scope(start, end, population, program)
-    value = onboarding.initial_usage_rate(
-        start=start,
-        end=end,
-        customers=scope.customers,
-        program_id=scope.program_id,
-        version_id=scope.version_id,
-        as_of=as_of,
-    )
+    value = _computed(onboarding.initial_usage_rate, start, end, population, as_of, program)
     return _rate_result("initial_usage_rate", start, end, value, program)
 
 
@@ -201,14 +206,8 @@ def initial_outcome_achievement_rate(
 ) -> KpiResult:
     """Cohort customers that achieved their first success goal by its due date / those that
     set one."""
-    scope = _scope(start, end, population, program)
-    value = onboarding.initial_outcome_achievement_rate(
-        start=start,
-        end=end,
-        customers=scope.customers,
-        program_id=scope.program_id,
-        version_id=scope.version_id,
-        as_of=as_of,
+    value = _computed(
+        onboarding.initial_outcome_achievement_rate, start, end, population, as_of, program
     )
     return _rate_result("initial_outcome_achievement_rate", start, end, value, program)
 
@@ -222,15 +221,7 @@ def time_to_first_value(
 ) -> KpiResult:
     """Median days from the first start date to the first goal achieved; numerator: the
     customers that reached it, denominator: the cohort."""
-    scope = _scope(start, end, population, program)
-    value = onboarding.time_to_first_value(
-        start=start,
-        end=end,
-        customers=scope.customers,
-        program_id=scope.program_id,
-        version_id=scope.version_id,
-        as_of=as_of,
-    )
+    value = _computed(onboarding.time_to_first_value, start, end, population, as_of, program)
     return KpiResult(
         id="time_to_first_value",
         start=start,

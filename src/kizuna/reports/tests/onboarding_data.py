@@ -57,10 +57,8 @@ The February 2026 cohort: H, on time: 1 / 1; first value after 19 days.
 from datetime import date, timedelta
 from typing import Any
 
-import pyarrow as pa
 from django.utils import timezone
 
-from kizuna.analytics import lake
 from kizuna.analytics.models import UsageSettings
 from kizuna.core.models import User
 from kizuna.customers.models import Customer
@@ -77,6 +75,7 @@ from kizuna.onboarding.models import (
     SuccessGoal,
     VersionStatus,
 )
+from kizuna.onboarding.tests.test_kpis import write_logins as write_login_rows
 from kizuna.reports.tests.contracts_data import set_state
 
 JUDGED_ON = date(2026, 6, 1)
@@ -238,32 +237,4 @@ def write_logins() -> None:
     usage = UsageSettings.load()
     usage.qualifying_event_types = ["login"]
     usage.save()
-    rows = [("A", "2026-03-02"), ("F", "2026-03-08"), ("G", "2026-04-16")]
-    times = pa.array(
-        [
-            timezone.datetime.fromisoformat(f"{day} 10:00").replace(tzinfo=lake.company_zone())
-            for _account, day in rows
-        ],
-        pa.timestamp("us", tz="UTC"),
-    )
-    n = len(rows)
-    lake.write_events(
-        pa.table(
-            {
-                "message_id": [f"m{i}" for i in range(n)],
-                "origin": ["import:1"] * n,
-                "kind": ["track"] * n,
-                "event_type": ["login"] * n,
-                "event_time": times,
-                "event_date": lake.event_dates(times),
-                "received_at": times,
-                "user_id": ["u1"] * n,
-                "anonymous_id": [""] * n,
-                "account_key": [account for account, _day in rows],
-                "event_value": pa.array([None] * n, pa.float64()),
-                "feature": ["login"] * n,
-                "properties": ["{}"] * n,
-            }
-        ),
-        "import-000001",
-    )
+    write_login_rows([("A", "2026-03-02"), ("F", "2026-03-08"), ("G", "2026-04-16")])
