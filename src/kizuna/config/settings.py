@@ -57,7 +57,9 @@ INSTALLED_APPS = [
     "kizuna.customers",
     "kizuna.analytics",
     "kizuna.onboarding",
+    "kizuna.health",
     "kizuna.lifecycle",
+    "kizuna.playbooks",
     "kizuna.reports",
     "kizuna.demo",
 ]

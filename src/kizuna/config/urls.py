@@ -28,6 +28,8 @@ urlpatterns = [
     path("analytics/", include("kizuna.analytics.urls")),
     path("lifecycle/", include("kizuna.lifecycle.urls")),
     path("onboarding/", include("kizuna.onboarding.urls")),
+    path("health/", include("kizuna.health.urls")),
+    path("tasks/", include("kizuna.playbooks.urls")),
     path("v1/", include("kizuna.analytics.ingest_urls")),
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("api/v1/", (_exempt_from_login_redirect(_api_patterns), _api_app, _api_namespace)),

@@ -6,6 +6,7 @@ pointing downward (DESIGN.md): ``core`` and ``customers`` never import the conte
 these slots.
 """
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from django.utils.functional import Promise
@@ -30,7 +31,23 @@ class CustomerPanel:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class CustomerListColumn:
+    """A column of the customer list filled by a higher context.
+
+    ``cells(customer_ids)`` returns safe HTML per customer id (missing ids render "—"); it is
+    called once per page with the page's ids, so it must be one set-based query.
+    """
+
+    key: str
+    label: str | Promise
+    cells: Callable[[list[int]], Mapping[int, str]]
+    order: int = 100
+
+
 _settings_tabs: dict[str, SettingsTab] = {}
+_list_columns: dict[str, CustomerListColumn] = {}
+
 _customer_panels: dict[str, CustomerPanel] = {}
 
 
@@ -48,3 +65,11 @@ def settings_tabs() -> list[SettingsTab]:
 
 def customer_panels() -> list[CustomerPanel]:
     return sorted(_customer_panels.values(), key=lambda panel: (panel.order, panel.key))
+
+
+def register_customer_list_column(column: CustomerListColumn) -> None:
+    _list_columns[column.key] = column
+
+
+def customer_list_columns() -> list[CustomerListColumn]:
+    return sorted(_list_columns.values(), key=lambda column: (column.order, column.key))

@@ -38,3 +38,18 @@ def register_flush_listener(key: str, listener: Callable[[date], object]) -> Non
 
 def flush_listeners() -> list[Callable[[date], object]]:
     return [_flush_listeners[key] for key in sorted(_flush_listeners)]
+
+
+_cycle_jobs: dict[str, Callable[[], object]] = {}
+
+
+def register_cycle_job(key: str, job: Callable[[], object]) -> None:
+    """Call ``job()`` on every cycle of ``kizuna worker`` (every ``--flush-every`` seconds).
+
+    For work that must not wait for midnight: the playbook runner's due actions and retries.
+    """
+    _cycle_jobs[key] = job
+
+
+def cycle_jobs() -> list[Callable[[], object]]:
+    return [_cycle_jobs[key] for key in sorted(_cycle_jobs)]

@@ -125,6 +125,14 @@ class TimelineKind(models.TextChoices):
     ONBOARDING_CANCELLED = "onboarding.cancelled", _("Onboarding plan cancelled")
     FOLLOW_UP_DONE = "onboarding.follow_up", _("Follow-up done")
     NPS_ANSWERED = "nps.answered", _("NPS answered")
+    RISK_RAISED = "risk.raised", _("Risk signal raised")
+    RISK_CLOSED = "risk.closed", _("Risk signal closed")
+    HEALTH_BAND_CHANGED = "health.band_changed", _("Health band changed")
+    SENTIMENT_RECORDED = "health.sentiment", _("CSM sentiment recorded")
+    MILESTONE_OVERDUE = "onboarding.milestone_overdue", _("Onboarding milestone overdue")
+    TASK_COMPLETED = "task.completed", _("Task completed")
+    PLAYBOOK_NOTE = "playbook.note", _("Playbook note")
+    CUSTOMER_CREATED = "customer.created", _("Customer created")
 
 
 # Kinds a person enters by hand; the rest are written by Kizuna itself.

@@ -27,6 +27,9 @@ class Capability(StrEnum):
     MANAGE_LIFECYCLE = "manage_lifecycle"
     ASSIGN_OWNERS = "assign_owners"
     MANAGE_PROGRAMS = "manage_programs"
+    MANAGE_HEALTH = "manage_health"
+    MANAGE_PLAYBOOKS = "manage_playbooks"
+    MANAGE_TASKS = "manage_tasks"
 
 
 _CSM = frozenset({Capability.VIEW, Capability.EDIT_CUSTOMERS, Capability.WRITE_TIMELINE})
@@ -41,6 +44,9 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
         Capability.MANAGE_LIFECYCLE,
         Capability.ASSIGN_OWNERS,
         Capability.MANAGE_PROGRAMS,
+        Capability.MANAGE_HEALTH,
+        Capability.MANAGE_PLAYBOOKS,
+        Capability.MANAGE_TASKS,
     },
     Role.ONBOARDING_CSM: _CSM | {Capability.MANAGE_PROGRAMS},
     Role.ADOPTION_CSM: _CSM,

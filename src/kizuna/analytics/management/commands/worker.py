@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from kizuna.analytics.flush import flush_inbox, link_product_users
 from kizuna.analytics.metrics import run_incremental
-from kizuna.core.jobs import daily_jobs, flush_listeners
+from kizuna.core.jobs import cycle_jobs, daily_jobs, flush_listeners
 
 logger = logging.getLogger("kizuna.analytics.worker")
 
@@ -50,6 +50,7 @@ class Command(BaseCommand):
             if last_daily != today:
                 self._daily()
                 last_daily = today
+            self._cycle()
             if once:
                 return
             time.sleep(max(0.0, every - (time.monotonic() - started)))
@@ -73,6 +74,13 @@ class Command(BaseCommand):
                         listener(timezone.localdate())
                     except Exception:
                         logger.exception("a listener of new events failed")
+
+    def _cycle(self) -> None:
+        for job in cycle_jobs():
+            try:
+                job()
+            except Exception:
+                logger.exception("a cycle job failed")
 
     def _daily(self) -> None:
         try:
