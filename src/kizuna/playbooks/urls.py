@@ -1,11 +1,9 @@
-"""Tasks and playbooks pages."""
+"""Tasks and playbooks pages: the task pages (``urls_tasks``) and the playbook pages
+(``urls_playbooks``) under one namespace."""
 
-from django.urls import path
-
-from kizuna.playbooks import views
+from kizuna.playbooks.urls_playbooks import urlpatterns as playbook_patterns
+from kizuna.playbooks.urls_tasks import urlpatterns as task_patterns
 
 app_name = "playbooks"
 
-urlpatterns = [
-    path("", views.my_day, name="my-day"),
-]
+urlpatterns = [*task_patterns, *playbook_patterns]
