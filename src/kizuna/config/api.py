@@ -10,10 +10,13 @@ from kizuna.core.api import router as core_router
 from kizuna.core.api_auth import ApiTokenAuth
 from kizuna.customers.api import router as customers_router
 from kizuna.customers.import_api import router as imports_router
+from kizuna.health.api import router as health_router
 from kizuna.lifecycle.api_owners import router as owners_router
 from kizuna.lifecycle.api_policy import router as lifecycle_policy_router
 from kizuna.lifecycle.api_segments import router as segments_router
 from kizuna.onboarding.api import router as onboarding_router
+from kizuna.playbooks.api_playbooks import router as playbooks_router
+from kizuna.playbooks.api_tasks import router as tasks_router
 from kizuna.reports.api import router as reports_router
 
 api = NinjaAPI(
@@ -46,3 +49,6 @@ api.add_router("/", owners_router)
 api.add_router("/", segments_router)
 api.add_router("/", lifecycle_policy_router)
 api.add_router("/", onboarding_router)
+api.add_router("/", health_router)
+api.add_router("/", playbooks_router)
+api.add_router("/", tasks_router)

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from kizuna.core.access import requires, user_can
+from kizuna.core.extensions import customer_list_columns
 from kizuna.core.models import User
 from kizuna.core.roles import Capability
 from kizuna.core.timeline import entries_for
@@ -116,13 +117,21 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     listed = selectors.customer_list(**filters)
     customers = _OrderedThenLoaded(listed)
     page = Paginator(customers, CUSTOMERS_PER_PAGE).get_page(request.GET.get("page"))
-    rows = [(customer, _current_owner(customer)) for customer in page.object_list]
+    # Columns registered by higher contexts (health…): one set-based call per column per page.
+    columns = customer_list_columns()
+    ids = [customer.pk for customer in page.object_list]
+    cells = [column.cells(ids) for column in columns]
+    rows = [
+        (customer, _current_owner(customer), [column.get(customer.pk) for column in cells])
+        for customer in page.object_list
+    ]
     filtered = any(value for key, value in filters.items() if key != "sort")
     context = {
         "area": "customers",
         "form": form,
         "page": page,
         "rows": rows,
+        "extra_columns": columns,
         "sort": filters["sort"],
         "sort_links": _sort_links(filters["sort"]),
         "filtered": filtered,

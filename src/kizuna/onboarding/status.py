@@ -15,12 +15,15 @@ blocked; else *on track*. Cancelled plans stay cancelled.
 """
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
-from django.db.models import Exists, F, OuterRef, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, F, IntegerField, OuterRef, Q, QuerySet, Value
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from kizuna.core.models import TimelineEntry, TimelineKind
 from kizuna.onboarding.models import (
     MilestoneStatus,
     OnboardingPlan,
@@ -87,7 +90,57 @@ def refresh_statuses(as_of: date, plan_ids: list[int] | None = None) -> int:
     ]
     for rows, status in targets:
         changed += rows.exclude(status=status).update(status=status)
+    _record_overdue_milestones(as_of, milestones)
     return changed
+
+
+def _record_overdue_milestones(as_of: date, milestones: QuerySet[PlanMilestone]) -> int:
+    """Write one ``onboarding.milestone_overdue`` entry per required milestone past due and
+    not settled in a live plan, the first time it is seen overdue (playbooks trigger on it).
+
+    Set-based: one query for the overdue milestones without an entry, one bulk insert.
+    """
+    recorded = (
+        TimelineEntry.objects.filter(
+            customer_id=OuterRef("plan__customer_id"), kind=TimelineKind.MILESTONE_OVERDUE
+        )
+        .annotate(milestone_ref=Cast(KT("payload__milestone_id"), IntegerField()))
+        .filter(milestone_ref=OuterRef("pk"))
+    )
+    rows = list(
+        milestones.filter(
+            milestone__required=True,
+            due_date__lt=as_of,
+            plan__completed_on__isnull=True,
+            plan__cancelled_at__isnull=True,
+        )
+        .exclude(status__in=SETTLED)
+        .exclude(Exists(recorded))
+        .values_list("pk", "plan_id", "plan__customer_id", "milestone__name", "due_date")
+    )
+    if not rows:
+        return 0
+    now = timezone.now()
+    moment = (
+        now
+        if as_of >= timezone.localdate()
+        else timezone.make_aware(datetime.combine(as_of, time(12)))
+    )
+    TimelineEntry.objects.bulk_create(
+        [
+            TimelineEntry(
+                customer_id=customer_id,
+                kind=TimelineKind.MILESTONE_OVERDUE,
+                title=_("Milestone overdue: {milestone}").format(milestone=name)[:200],
+                body=_("Due on {day}.").format(day=due.isoformat()),
+                occurred_at=moment,
+                payload={"plan_id": plan_id, "milestone_id": pk, "milestone": name},
+            )
+            for pk, plan_id, customer_id, name, due in rows
+        ],
+        batch_size=500,
+    )
+    return len(rows)
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ def test_refreshing_takes_the_same_queries_for_two_plans_or_twelve() -> None:
         _plan(f"c{number}")
     with CaptureQueriesContext(connection) as many:
         refresh_statuses(AS_OF)
-    assert len(many) == len(few) <= 8
+    assert len(many) == len(few) <= 10  # 8 updates + the overdue-milestone entries (2)
 
 
 @pytest.mark.django_db

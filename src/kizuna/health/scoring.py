@@ -1,0 +1,835 @@
+"""The scoring engine: every active customer's health score on a day, computed set-based.
+
+For a day ``d``:
+
+1. **Who.** The customers active on ``d`` (a subscription with ``start_date <= d`` and no end or
+   ``end_date > d``), each given the first active scorecard with a published version whose
+   touch model and segment match the customer's current fields (empty matches any), by
+   priority then id. A customer no scorecard matches is not scored.
+2. **Inputs.** One query (or one Parquet scan) per source for all customers, each as of ``d``:
+   ``metric`` — the day's metric file (``lake/metrics/<d>/metrics.parquet``); ``days_to_renewal``
+   — earliest ``end_date`` of the subscriptions active on ``d``, minus ``d``;
+   ``onboarding_progress`` — share of the required milestones completed by ``d`` in the latest
+   plan started by ``d`` (not cancelled by then), 1.0 once the plan is completed;
+   ``nps`` — mean of each contact's latest answer in the 365 days ending on ``d``;
+   ``days_since_touch`` — days since the last meeting, call, training, review meeting or email;
+   ``open_signals`` — risk signals open on ``d`` (0 when none); ``sentiment`` — the latest CSM
+   sentiment recorded in the 180 days ending on ``d``. Anything else is *missing*, never 0.
+3. **Arithmetic** (numpy, one pass per measure): points by linear interpolation between the
+   thresholds (clamped outside them), or the mid-rank percentile among the customers scored
+   by the same version that day (0 for the lowest, 100 for the highest, ties share the mean
+   of their ranks, a lone customer gets 50; ``higher_is_better=False`` gives 100 − it). Then
+   ``score = Σ points·w / Σ w`` over the measures that have a value (re-weighting),
+   ``contribution = points·w / Σ w present`` (they add up to the score), ``missing_weight =
+   Σ w missing / Σ w``; the score is null when every measure is missing. Band from the
+   version's limits: good from ``good_from``, watch from ``watch_from``, else at risk.
+4. **Write.** The measure lines become JSON (orjson); the day's rows are replaced (delete then
+   one bulk insert: ``COPY`` on PostgreSQL, ``executemany`` on SQLite) in one transaction.
+
+Percentiles are always ranked over the whole population of a version, even when only some
+customers are written (``customer_ids``), so a partial run gives the same numbers as a full one.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import time as clock
+from typing import Any
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from kizuna.analytics import lake
+from kizuna.core.models import TimelineEntry, TimelineKind
+from kizuna.customers.models import Customer, Subscription
+from kizuna.customers.selectors import active_on
+from kizuna.health.models import (
+    Band,
+    CsmSentiment,
+    HealthScore,
+    Mapping,
+    Measure,
+    MeasureSource,
+    RiskSignal,
+    Scorecard,
+    ScorecardVersion,
+    VersionStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+NPS_WINDOW_DAYS = 365
+SENTIMENT_WINDOW_DAYS = 180
+TOUCH_KINDS = (
+    TimelineKind.MEETING,
+    TimelineKind.CALL,
+    TimelineKind.TRAINING,
+    TimelineKind.REVIEW_MEETING,
+    TimelineKind.EMAIL,
+)
+PLACES = 4  # points, contributions and scores are stored to 4 decimal places
+_DELETE_CHUNK = 5000
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoringResult:
+    """What a scoring run wrote: rows (customer-days), of which ``not_scored`` had every
+    measure missing; ``bands`` counts the rows per band; ``days`` the days scored."""
+
+    days: int = 0
+    rows: int = 0
+    not_scored: int = 0
+    bands: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def scored(self) -> int:
+        return self.rows - self.not_scored
+
+    def __add__(self, other: "ScoringResult") -> "ScoringResult":
+        bands = dict(self.bands)
+        for band, count in other.bands.items():
+            bands[band] = bands.get(band, 0) + count
+        return ScoringResult(
+            days=self.days + other.days,
+            rows=self.rows + other.rows,
+            not_scored=self.not_scored + other.not_scored,
+            bands=bands,
+            seconds=self.seconds + other.seconds,
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Scorecards that apply
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Card:
+    scorecard_id: int
+    version_id: int
+    touch_model: str
+    segment: str
+    good_from: float
+    watch_from: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class _MeasureSpec:
+    key: str
+    label: str
+    source: str
+    metric_key: str
+    weight: float
+    mapping: str
+    xs: np.ndarray
+    ps: np.ndarray
+    higher_is_better: bool
+
+    @property
+    def source_key(self) -> str:
+        return f"metric:{self.metric_key}" if self.source == MeasureSource.METRIC else self.source
+
+
+def _cards() -> list[_Card]:
+    """Published versions of active scorecards, in the order they are tried."""
+    versions = ScorecardVersion.objects.filter(
+        status=VersionStatus.PUBLISHED, scorecard__is_active=True
+    ).order_by("scorecard__priority", "scorecard_id")
+    return [
+        _Card(
+            scorecard_id=row[0],
+            version_id=row[1],
+            touch_model=row[2],
+            segment=row[3],
+            good_from=row[4],
+            watch_from=row[5],
+        )
+        for row in versions.values_list(
+            "scorecard_id",
+            "pk",
+            "scorecard__touch_model",
+            "scorecard__segment",
+            "good_from",
+            "watch_from",
+        )
+    ]
+
+
+def _specs(version_ids: Sequence[int]) -> dict[int, list[_MeasureSpec]]:
+    specs: dict[int, list[_MeasureSpec]] = {vid: [] for vid in version_ids}
+    for m in Measure.objects.filter(version_id__in=version_ids).order_by(
+        "version_id", "position", "id"
+    ):
+        pairs = sorted((float(v), float(p)) for v, p in (m.thresholds or []))
+        specs[m.version_id].append(
+            _MeasureSpec(
+                key=m.key,
+                label=m.label,
+                source=m.source,
+                metric_key=m.metric_key,
+                weight=float(m.weight),
+                mapping=m.mapping,
+                xs=np.array([v for v, _p in pairs], dtype=float),
+                ps=np.array([p for _v, p in pairs], dtype=float),
+                higher_is_better=m.higher_is_better,
+            )
+        )
+    return specs
+
+
+def active_customers(day: date) -> QuerySet[Customer]:
+    """Customers active on ``day`` (a subscription in service), unordered."""
+    in_service = Subscription.objects.filter(active_on(day), customer=OuterRef("pk"))
+    return Customer.objects.filter(Exists(in_service)).order_by()
+
+
+def _assign(day: date, cards: Sequence[_Card]) -> tuple[np.ndarray, np.ndarray]:
+    """(customer ids sorted, index into ``cards`` or −1) for the customers active on ``day``."""
+    rows = list(active_customers(day).values_list("pk", "touch_model", "segment"))
+    if not rows:
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    rows.sort()
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    touch = np.array([row[1] or "" for row in rows], dtype=object)
+    segment = np.array([row[2] or "" for row in rows], dtype=object)
+    which = np.full(len(ids), -1, dtype=np.int64)
+    for index, card in enumerate(cards):
+        fits = which == -1
+        if card.touch_model:
+            fits &= touch == card.touch_model
+        if card.segment:
+            fits &= segment == card.segment
+        which[fits] = index
+    return ids, which
+
+
+# ---------------------------------------------------------------------------------------
+# Sources: each returns (customer ids sorted unique, values), for all customers at once
+
+
+Source = tuple[np.ndarray, np.ndarray]
+_EMPTY: Source = (np.array([], dtype=np.int64), np.array([], dtype=float))
+
+
+def _source(ids: Iterable[Any], values: Iterable[Any]) -> Source:
+    """Arrays sorted by customer id, the first value kept for a repeated id."""
+    id_array = np.asarray(list(ids), dtype=np.int64)
+    value_array = np.asarray(list(values), dtype=float)
+    if not len(id_array):
+        return _EMPTY
+    order = np.argsort(id_array, kind="stable")
+    id_array, value_array = id_array[order], value_array[order]
+    unique, first = np.unique(id_array, return_index=True)
+    return unique, value_array[first]
+
+
+def _midnight(day: date) -> datetime:
+    """The start of ``day`` in the company's time zone (aware)."""
+    return timezone.make_aware(datetime.combine(day, clock(0, 0)))
+
+
+def _local_days(moments: Sequence[datetime]) -> np.ndarray:
+    """The company-zone calendar day of each moment, as datetime64[D]."""
+    if not moments:
+        return np.array([], dtype="datetime64[D]")
+    array = pa.array(moments, type=pa.timestamp("us", tz="UTC"))
+    return np.asarray(lake.event_dates(array).to_numpy(zero_copy_only=False), dtype="datetime64[D]")
+
+
+def _metric_sources(day: date, keys: Sequence[str]) -> dict[str, Source]:
+    path = lake.metrics_dir() / day.isoformat() / "metrics.parquet"
+    found: dict[str, Source] = {f"metric:{key}": _EMPTY for key in keys}
+    if not keys or not path.exists():
+        return found
+    con = duckdb.connect(config={"threads": settings.KIZUNA_DUCKDB_THREADS})
+    try:
+        con.execute("SET enable_progress_bar=false")
+        table = con.sql(
+            "SELECT metric, customer_id, value FROM read_parquet(?) "
+            "WHERE value IS NOT NULL AND NOT isnan(value) AND list_contains(?, metric) "
+            "ORDER BY metric, customer_id",
+            params=[str(path), list(keys)],
+        ).to_arrow_table()
+    finally:
+        con.close()
+    metrics = np.asarray(table["metric"].to_numpy(zero_copy_only=False), dtype=object)
+    customers = table["customer_id"].to_numpy().astype(np.int64)
+    values = table["value"].to_numpy().astype(float)
+    for key in keys:
+        mask = metrics == key
+        found[f"metric:{key}"] = _source(customers[mask], values[mask])
+    return found
+
+
+def _days_to_renewal(day: date) -> Source:
+    rows = list(
+        Subscription.objects.filter(active_on(day), end_date__isnull=False)
+        .values("customer_id")
+        .annotate(first=Min("end_date"))
+        .values_list("customer_id", "first")
+        .order_by()
+    )
+    if not rows:
+        return _EMPTY
+    ids, ends = zip(*rows, strict=True)
+    days = (np.array(ends, dtype="datetime64[D]") - np.datetime64(day, "D")).astype(float)
+    return _source(ids, days)
+
+
+def _onboarding_progress(day: date) -> Source:
+    from kizuna.onboarding.models import OnboardingPlan, PlanMilestone
+
+    not_cancelled = Q(cancelled_at__isnull=True) | Q(
+        cancelled_at__gte=_midnight(day + timedelta(1))
+    )
+    plans = list(
+        OnboardingPlan.objects.filter(not_cancelled, start_date__lte=day)
+        .order_by("customer_id", "-start_date", "-id")
+        .values_list("customer_id", "pk", "completed_on")
+    )
+    if not plans:
+        return _EMPTY
+    customer_ids = np.array([row[0] for row in plans], dtype=np.int64)
+    _unique, first = np.unique(customer_ids, return_index=True)  # the latest plan of each
+    latest = [plans[int(i)] for i in first]
+    counts = {
+        plan_id: (total, done)
+        for plan_id, total, done in PlanMilestone.objects.filter(
+            milestone__required=True, plan__start_date__lte=day
+        )
+        .values("plan_id")
+        .annotate(total=Count("pk"), done=Count("pk", filter=Q(completed_on__lte=day)))
+        .values_list("plan_id", "total", "done")
+        .order_by()
+    }
+    values = []
+    for _customer, plan_id, completed_on in latest:
+        total, done = counts.get(plan_id, (0, 0))
+        if completed_on is not None and completed_on <= day:
+            values.append(1.0)
+        elif total:
+            values.append(done / total)
+        else:
+            values.append(np.nan)  # no required milestone and not completed: unknown
+    ids = np.array([row[0] for row in latest], dtype=np.int64)
+    array = np.array(values, dtype=float)
+    keep = ~np.isnan(array)
+    return ids[keep], array[keep]
+
+
+def _nps(day: date) -> Source:
+    rows = list(
+        TimelineEntry.objects.filter(
+            kind=TimelineKind.NPS_ANSWERED,
+            occurred_at__gte=_midnight(day - timedelta(days=NPS_WINDOW_DAYS - 1)),
+            occurred_at__lt=_midnight(day + timedelta(days=1)),
+        )
+        .values_list("customer_id", "pk", "occurred_at", "payload__score", "payload__contact_id")
+        .order_by()
+    )
+    if not rows:
+        return _EMPTY
+    table = pa.table(
+        {
+            "customer_id": pa.array([r[0] for r in rows], pa.int64()),
+            "entry_id": pa.array([r[1] for r in rows], pa.int64()),
+            "occurred_at": pa.array([r[2] for r in rows], pa.timestamp("us", tz="UTC")),
+            "score": pa.array([_as_score(r[3]) for r in rows], pa.float64()),
+            "contact": pa.array([None if r[4] is None else str(r[4]) for r in rows], pa.string()),
+        }
+    )
+    con = duckdb.connect()
+    try:
+        con.execute("SET enable_progress_bar=false")
+        con.register("answers", table)
+        result = con.execute(
+            "WITH valid AS (SELECT *, coalesce(contact, 'entry-' || entry_id) AS who "
+            "FROM answers WHERE score IS NOT NULL), "
+            "latest AS (SELECT customer_id, who, arg_max(score, (occurred_at, entry_id)) AS s "
+            "FROM valid GROUP BY customer_id, who) "
+            "SELECT customer_id, avg(s) FROM latest GROUP BY customer_id ORDER BY customer_id"
+        ).fetchall()
+    finally:
+        con.close()
+    return _source([r[0] for r in result], [r[1] for r in result])
+
+
+def _as_score(value: Any) -> float | None:
+    """An NPS answer's score (0–10), None when it is not one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 <= number <= 10 else None
+
+
+def _days_since_touch(day: date) -> Source:
+    rows = list(
+        TimelineEntry.objects.filter(
+            kind__in=[str(kind) for kind in TOUCH_KINDS],
+            occurred_at__lt=_midnight(day + timedelta(days=1)),
+        )
+        .values("customer_id")
+        .annotate(last=Max("occurred_at"))
+        .values_list("customer_id", "last")
+        .order_by()
+    )
+    if not rows:
+        return _EMPTY
+    ids, moments = zip(*rows, strict=True)
+    days = (np.datetime64(day, "D") - _local_days(list(moments))).astype(float)
+    return _source(ids, days)
+
+
+def _open_signals(day: date) -> Source:
+    rows = list(
+        RiskSignal.objects.filter(
+            Q(closed_on__isnull=True) | Q(closed_on__gt=day), opened_on__lte=day
+        )
+        .values("customer_id")
+        .annotate(n=Count("pk"))
+        .values_list("customer_id", "n")
+        .order_by()
+    )
+    if not rows:
+        return _EMPTY
+    ids, counts = zip(*rows, strict=True)
+    return _source(ids, counts)
+
+
+def _sentiment(day: date) -> Source:
+    rows = list(
+        CsmSentiment.objects.filter(
+            recorded_on__lte=day,
+            recorded_on__gt=day - timedelta(days=SENTIMENT_WINDOW_DAYS),
+        )
+        .order_by("customer_id", "-recorded_on", "-id")
+        .values_list("customer_id", "sentiment")
+    )
+    if not rows:
+        return _EMPTY
+    ids, values = zip(*rows, strict=True)
+    return _source(ids, values)  # first per customer = latest (the order above)
+
+
+_SOURCES: dict[str, Callable[[date], Source]] = {
+    MeasureSource.DAYS_TO_RENEWAL: _days_to_renewal,
+    MeasureSource.ONBOARDING_PROGRESS: _onboarding_progress,
+    MeasureSource.NPS: _nps,
+    MeasureSource.DAYS_SINCE_TOUCH: _days_since_touch,
+    MeasureSource.OPEN_SIGNALS: _open_signals,
+    MeasureSource.SENTIMENT: _sentiment,
+}
+# A customer absent from these sources has this value (not missing): no open signal is 0.
+_ABSENT_VALUE: dict[str, float] = {MeasureSource.OPEN_SIGNALS: 0.0}
+
+
+def gather_inputs(day: date, specs: Iterable[_MeasureSpec]) -> dict[str, Source]:
+    """Every source the measures read, as of ``day`` (one query or scan per source)."""
+    specs = list(specs)
+    metric_keys = sorted({s.metric_key for s in specs if s.source == MeasureSource.METRIC})
+    inputs = _metric_sources(day, metric_keys)
+    for source in sorted({s.source for s in specs if s.source != MeasureSource.METRIC}):
+        inputs[source] = _SOURCES[source](day)
+    return inputs
+
+
+def _align(ids: np.ndarray, source: Source, absent: float = np.nan) -> np.ndarray:
+    """The source's value for each id (``absent`` where it has none)."""
+    src_ids, src_values = source
+    out = np.full(len(ids), absent, dtype=float)
+    if not len(src_ids) or not len(ids):
+        return out
+    pos = np.minimum(np.searchsorted(src_ids, ids), len(src_ids) - 1)
+    hit = src_ids[pos] == ids
+    out[hit] = src_values[pos[hit]]
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Arithmetic
+
+
+def threshold_points(values: np.ndarray, xs: np.ndarray, ps: np.ndarray) -> np.ndarray:
+    """Points by linear interpolation between ``(xs, ps)``, clamped outside; NaN stays NaN."""
+    out = np.full(len(values), np.nan)
+    present = ~np.isnan(values)
+    if len(xs) and present.any():
+        out[present] = np.interp(values[present], xs, ps)
+    return out
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values`` (no NaN), ties sharing the mean of their ranks."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]
+    group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    sizes = np.diff(np.r_[starts, len(ordered)])
+    ranks = np.empty(len(values), dtype=float)
+    ranks[order] = (starts + (sizes + 1) / 2.0)[group]
+    return ranks
+
+
+def percentile_points(values: np.ndarray, *, higher_is_better: bool = True) -> np.ndarray:
+    """Mid-rank percentile of each value among the present ones: 0 lowest … 100 highest.
+
+    Ties share the mean of their ranks; a lone value gets 50. NaN (missing) stays NaN.
+    """
+    out = np.full(len(values), np.nan)
+    present = ~np.isnan(values)
+    n = int(present.sum())
+    if n == 0:
+        return out
+    if n == 1:
+        out[present] = 50.0
+    else:
+        out[present] = (average_ranks(values[present]) - 1) / (n - 1) * 100.0
+    if not higher_is_better:
+        out[present] = 100.0 - out[present]
+    return out
+
+
+def band_of(score: float | None, *, good_from: float, watch_from: float) -> str:
+    """The band of a score under a version's limits ("" when not scored)."""
+    if score is None or score != score:
+        return ""
+    if score >= good_from:
+        return str(Band.GOOD)
+    if score >= watch_from:
+        return str(Band.WATCH)
+    return str(Band.AT_RISK)
+
+
+@dataclass
+class _DayScores:
+    """The computed rows of one day, column-wise, sorted by customer id; ``measures`` holds
+    each row's measure lines as JSON text."""
+
+    customer_id: np.ndarray
+    version_id: np.ndarray
+    scorecard_id: np.ndarray
+    score: np.ndarray  # NaN = not scored
+    band: np.ndarray  # object array of str
+    missing_weight: np.ndarray
+    measures: list[str]
+
+    @classmethod
+    def empty(cls) -> "_DayScores":
+        return cls(
+            customer_id=np.array([], dtype=np.int64),
+            version_id=np.array([], dtype=np.int64),
+            scorecard_id=np.array([], dtype=np.int64),
+            score=np.array([], dtype=float),
+            band=np.array([], dtype=object),
+            missing_weight=np.array([], dtype=float),
+            measures=[],
+        )
+
+
+def _nullable(matrix: np.ndarray) -> list[list[float | None]]:
+    """Rows of ``matrix`` as lists, NaN as None (for JSON null)."""
+    return np.where(np.isnan(matrix), None, matrix).tolist()  # type: ignore[no-any-return]
+
+
+def _score_version(
+    card: _Card, specs: list[_MeasureSpec], ids: np.ndarray, inputs: dict[str, Source]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Scores, bands, missing weights and measure lines (JSON) of one version's customers."""
+    n, m = len(ids), len(specs)
+    points = np.full((n, m), np.nan)
+    values = np.full((n, m), np.nan)
+    weights = np.array([s.weight for s in specs], dtype=float)
+    for j, spec in enumerate(specs):
+        column = _align(ids, inputs[spec.source_key], _ABSENT_VALUE.get(spec.source, np.nan))
+        values[:, j] = column
+        if spec.mapping == Mapping.PERCENTILE:
+            points[:, j] = percentile_points(column, higher_is_better=spec.higher_is_better)
+        else:
+            points[:, j] = threshold_points(column, spec.xs, spec.ps)
+    points = np.round(points, PLACES)
+    present = ~np.isnan(points)
+    values[~present] = np.nan
+    present_weight = (present * weights).sum(axis=1)
+    total_weight = float(weights.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(present_weight[:, None] > 0, weights / present_weight[:, None], np.nan)
+        contribution = np.round(points * share, PLACES)
+        raw = np.where(
+            present_weight > 0, np.nansum(points * weights, axis=1) / present_weight, np.nan
+        )
+    score = np.round(raw, PLACES)
+    missing = np.round((total_weight - present_weight) / total_weight, 6)
+    bands = np.full(n, "", dtype=object)
+    scored = ~np.isnan(score)
+    bands[scored & (score >= card.good_from)] = str(Band.GOOD)
+    bands[scored & (score < card.good_from) & (score >= card.watch_from)] = str(Band.WATCH)
+    bands[scored & (score < card.watch_from)] = str(Band.AT_RISK)
+    fixed = [(s.key, s.label, s.source, s.metric_key, s.weight) for s in specs]
+    measures = [
+        orjson.dumps(
+            [
+                {
+                    "key": key,
+                    "label": label,
+                    "source": source,
+                    "metric": metric,
+                    "value": value,
+                    "points": point,
+                    "weight": weight,
+                    "contribution": part,
+                    "missing": point is None,
+                }
+                for (key, label, source, metric, weight), value, point, part in zip(
+                    fixed, row_values, row_points, row_parts, strict=True
+                )
+            ]
+        ).decode()
+        for row_values, row_points, row_parts in zip(
+            _nullable(values), _nullable(points), _nullable(contribution), strict=True
+        )
+    ]
+    return score, bands, missing, measures
+
+
+def compute_day(
+    day: date, *, scorecard_id: int | None = None, customer_ids: Sequence[int] | None = None
+) -> _DayScores:
+    """The scores of ``day`` (not written): of every active customer, or of those scored by
+    ``scorecard_id``, or of ``customer_ids`` (percentiles still ranked over everyone)."""
+    cards = _cards()
+    ids, which = _assign(day, cards)
+    if not cards or not len(ids):
+        return _DayScores.empty()
+    specs = _specs([card.version_id for card in cards])
+    used = [
+        index
+        for index, card in enumerate(cards)
+        if scorecard_id is None or card.scorecard_id == scorecard_id
+    ]
+    inputs = gather_inputs(day, [s for i in used for s in specs[cards[i].version_id]])
+    parts: list[tuple[np.ndarray, int, int, np.ndarray, np.ndarray, np.ndarray, list[str]]] = []
+    wanted = None if customer_ids is None else np.asarray(list(customer_ids), dtype=np.int64)
+    for index in used:
+        card = cards[index]
+        members = ids[which == index]
+        if not len(members) or not specs[card.version_id]:
+            continue
+        score, bands, missing, measures = _score_version(
+            card, specs[card.version_id], members, inputs
+        )
+        if wanted is not None:
+            keep = np.isin(members, wanted)
+            members, score, bands, missing = members[keep], score[keep], bands[keep], missing[keep]
+            measures = [text for text, kept in zip(measures, keep.tolist(), strict=True) if kept]
+        parts.append((members, card.version_id, card.scorecard_id, score, bands, missing, measures))
+    if not parts:
+        return _DayScores.empty()
+    customer = np.concatenate([p[0] for p in parts])
+    order = np.argsort(customer, kind="stable")
+    texts = [text for p in parts for text in p[6]]
+    return _DayScores(
+        customer_id=customer[order],
+        version_id=np.concatenate([np.full(len(p[0]), p[1], dtype=np.int64) for p in parts])[order],
+        scorecard_id=np.concatenate([np.full(len(p[0]), p[2], dtype=np.int64) for p in parts])[
+            order
+        ],
+        score=np.concatenate([p[3] for p in parts])[order],
+        band=np.concatenate([p[4] for p in parts])[order],
+        missing_weight=np.concatenate([p[5] for p in parts])[order],
+        measures=[texts[i] for i in order.tolist()],
+    )
+
+
+def _rows(scores: _DayScores) -> list[tuple[Any, ...]]:
+    """(customer_id, version_id, score, band, measures JSON, missing_weight) per customer."""
+    return list(
+        zip(
+            scores.customer_id.tolist(),
+            scores.version_id.tolist(),
+            np.where(np.isnan(scores.score), None, scores.score).tolist(),
+            scores.band.tolist(),
+            scores.measures,
+            scores.missing_weight.tolist(),
+            strict=True,
+        )
+    )
+
+
+def _insert(day: date, rows: Sequence[tuple[Any, ...]]) -> None:
+    table = HealthScore._meta.db_table
+    columns = "customer_id, day, version_id, score, band, measures, missing_weight, computed_at"
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            raw = cursor.cursor
+            with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # type: ignore[union-attr]
+                for customer_id, version_id, score, band, measures, missing in rows:
+                    copy.write_row(
+                        (customer_id, day, version_id, score, band, measures, missing, now)
+                    )
+            return
+        day_value = connection.ops.adapt_datefield_value(day)
+        now_value = connection.ops.adapt_datetimefield_value(now)
+        cursor.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",  # noqa: S608 - table name from the model
+            [
+                (customer_id, day_value, version_id, score, band, measures, missing, now_value)
+                for customer_id, version_id, score, band, measures, missing in rows
+            ],
+        )
+
+
+def _chunks(items: Sequence[int], size: int = _DELETE_CHUNK) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _score_and_write(
+    day: date, *, scorecard_id: int | None = None, customer_ids: Sequence[int] | None = None
+) -> ScoringResult:
+    began = time.perf_counter()
+    scores = compute_day(day, scorecard_id=scorecard_id, customer_ids=customer_ids)
+    rows = _rows(scores)
+    with transaction.atomic():
+        day_rows = HealthScore.objects.filter(day=day)
+        if customer_ids is not None:
+            for chunk in _chunks(sorted({int(i) for i in customer_ids})):
+                day_rows.filter(customer_id__in=chunk).delete()
+        elif scorecard_id is not None:
+            day_rows.filter(version__scorecard_id=scorecard_id).delete()
+            for chunk in _chunks([int(i) for i in scores.customer_id]):
+                day_rows.filter(customer_id__in=chunk).delete()
+        else:
+            day_rows.delete()
+        if rows:
+            _insert(day, rows)
+    bands: dict[str, int] = {}
+    for band in (str(b) for b in Band):
+        count = int((scores.band == band).sum())
+        if count:
+            bands[band] = count
+    not_scored = int(np.isnan(scores.score).sum())
+    return ScoringResult(
+        days=1,
+        rows=len(rows),
+        not_scored=not_scored,
+        bands=bands,
+        seconds=time.perf_counter() - began,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Services
+
+
+def score_customers(*, day: date, customer_ids: Sequence[int] | None = None) -> ScoringResult:
+    """Score every customer active on ``day`` (or only ``customer_ids``) and store the rows.
+
+    Replaces the day's rows of those customers (all of the day's rows without
+    ``customer_ids``, so a customer no longer active loses its row for that day).
+    """
+    result = _score_and_write(day, customer_ids=customer_ids)
+    logger.info("health scores %s: %s rows in %.2f s", day, result.rows, result.seconds)
+    return result
+
+
+def backfill_scores(
+    *,
+    start: date,
+    end: date,
+    scorecard_id: int | None = None,
+    progress: Progress | None = None,
+) -> ScoringResult:
+    """Score each day of ``[start, end]`` in order, each day set-based, as the daily run
+    would have (the same rows). ``scorecard_id`` limits it to that scorecard's customers."""
+    if end < start:
+        raise ValueError("end: must be on or after start")
+    total = (end - start).days + 1
+    result = ScoringResult()
+    for offset in range(total):
+        if progress:
+            progress("scoring", offset, total)
+        result += _score_and_write(start + timedelta(days=offset), scorecard_id=scorecard_id)
+    if progress:
+        progress("scoring", total, total)
+    return result
+
+
+def recompute_history(
+    *, scorecard_id: int, start: date, end: date, progress: Progress | None = None
+) -> ScoringResult:
+    """Re-score ``[start, end]`` for the customers of the scorecard with its current published
+    version (after a change), replacing their stored rows of those days."""
+    if not Scorecard.objects.filter(pk=scorecard_id).exists():
+        raise ValueError("scorecard_id: there is no such scorecard")
+    return backfill_scores(start=start, end=end, scorecard_id=scorecard_id, progress=progress)
+
+
+def record_band_changes(*, day: date) -> int:
+    """Timeline ``health.band_changed`` for each customer whose band on ``day`` differs from
+    its band on its previous scored day; returns how many were written.
+
+    Set-based (one query finds them, one bulk insert writes them); a customer whose first
+    score this is gets no entry, and running it twice for a day writes nothing new.
+    """
+    from django.utils.translation import gettext as _
+
+    previous = (
+        HealthScore.objects.filter(customer=OuterRef("customer"), day__lt=day)
+        .exclude(band="")
+        .order_by("-day")
+        .values("band")[:1]
+    )
+    changed = _band_rows(day, previous)
+    if not changed:
+        return 0
+    done = set(
+        TimelineEntry.objects.filter(
+            kind=TimelineKind.HEALTH_BAND_CHANGED, payload__day=day.isoformat()
+        ).values_list("customer_id", flat=True)
+    )
+    labels = dict(Band.choices)
+    moment = timezone.now() if day >= timezone.localdate() else _midnight(day)
+    entries = [
+        TimelineEntry(
+            customer_id=customer_id,
+            kind=TimelineKind.HEALTH_BAND_CHANGED,
+            occurred_at=moment,
+            title=_("Health band changed from {old} to {new} (score {score})").format(
+                old=labels.get(old, old), new=labels.get(new, new), score=_round(score)
+            )[:200],
+            payload={"from": old, "to": new, "score": score, "day": day.isoformat()},
+        )
+        for customer_id, old, new, score in changed
+        if customer_id not in done
+    ]
+    TimelineEntry.objects.bulk_create(entries, batch_size=2000)
+    return len(entries)
+
+
+def _band_rows(day: date, previous: Any) -> list[tuple[int, str, str, float]]:
+    return list(
+        HealthScore.objects.filter(day=day)
+        .exclude(band="")
+        .annotate(previous=Subquery(previous))
+        .filter(previous__isnull=False)
+        .exclude(previous=F("band"))
+        .values_list("customer_id", "previous", "band", "score")
+        .order_by()
+    )
+
+
+def _round(score: float | None) -> str:
+    return "—" if score is None else f"{score:.0f}"

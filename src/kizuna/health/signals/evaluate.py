@@ -1,0 +1,357 @@
+"""Opening, keeping and closing risk signals for a day, for a range of days, and by a CSM.
+
+A signal is open over ``[opened_on, closed_on)``. Each evaluated day: a customer meeting a
+condition without an open signal of that kind gets one (``risk.raised`` on the timeline); an
+open signal whose condition still holds is kept (``last_seen_on`` and details refreshed); one
+whose condition no longer holds closes that day with the resolution ``cleared``
+(``risk.closed``). The partial unique constraint (one open signal per customer and kind) makes
+duplicates impossible, even when two runs race.
+
+``last_seen_on`` is the last day the condition was seen, also after a CSM resolved or dismissed
+the signal: while the same episode goes on without a break, it is not raised again; once the
+condition has cleared for a day, a new episode raises a new signal.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from kizuna.core.models import TimelineEntry, TimelineKind, User
+from kizuna.health.models import Resolution, RiskSignal, Severity, SignalKind
+from kizuna.health.signals.conditions import SignalData, conditions_on
+from kizuna.health.signals.reasons import forget_metric_labels, signal_reason
+from kizuna.health.signals.rules import SignalError, enabled_rules, ensure_default_rules
+
+logger = logging.getLogger("kizuna.health.signals")
+
+Progress = Callable[[str, int, int], object]
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class SignalRunResult:
+    """What one or more evaluated days did: signals opened, kept open and closed."""
+
+    opened: int = 0
+    kept: int = 0
+    closed: int = 0
+    days: int = 0
+
+    def __add__(self, other: "SignalRunResult") -> "SignalRunResult":
+        return SignalRunResult(
+            self.opened + other.opened,
+            self.kept + other.kept,
+            self.closed + other.closed,
+            self.days + other.days,
+        )
+
+
+def _moment(day: date) -> datetime:
+    """When something that happened on ``day`` goes on the timeline (now, for today)."""
+    if day >= timezone.localdate():
+        return timezone.now()
+    return timezone.make_aware(datetime.combine(day, time(12)))
+
+
+def _english_reason(kind: str, details: dict[str, Any]) -> str:
+    with translation.override("en"):
+        return signal_reason(kind, details)[:500]
+
+
+def evaluate_signals(*, day: date, kinds: Sequence[str] | None = None) -> SignalRunResult:
+    """Open, keep and close the signals of every enabled rule (or only ``kinds``) on ``day``.
+
+    Set-based: each kind's condition is computed for all customers at once; the writes are
+    bulk. Evaluating days out of order is safe but only meaningful in order (``backfill``).
+    """
+    ensure_default_rules()
+    rules = _rules(kinds)
+    data = SignalData(start=day, end=day, rules={k: p for k, (_s, p) in rules.items()})
+    try:
+        return _evaluate_day(day, rules, data, kinds)
+    finally:
+        data.close()
+
+
+def backfill_signals(
+    *, start: date, end: date, progress: Progress | None = None, kinds: Sequence[str] | None = None
+) -> SignalRunResult:
+    """Evaluate every day of ``[start, end]`` in order, exactly as the daily runs would have.
+
+    The lake is read once for the whole range. ``progress("signals", done, total)`` is called after
+    each day. Raises ``SignalError("start", …)`` when ``start`` is after ``end``.
+    """
+    if start > end:
+        raise SignalError("start", _("The start must not be after the end."))
+    ensure_default_rules()
+    rules = _rules(kinds)
+    data = SignalData(start=start, end=end, rules={k: p for k, (_s, p) in rules.items()})
+    total = (end - start).days + 1
+    result = SignalRunResult()
+    try:
+        for offset in range(total):
+            result += _evaluate_day(start + timedelta(days=offset), rules, data, kinds)
+            if progress is not None:
+                progress("signals", offset + 1, total)
+    finally:
+        data.close()
+    return result
+
+
+def _rules(kinds: Sequence[str] | None) -> dict[str, tuple[str, dict[str, Any]]]:
+    if kinds is not None:
+        for kind in kinds:
+            if kind not in SignalKind.values:
+                raise SignalError(
+                    "kinds", _("Unknown kind of risk signal: {kind}.").format(kind=kind)
+                )
+    return enabled_rules(list(kinds) if kinds is not None else None)
+
+
+def _evaluate_day(
+    day: date,
+    rules: dict[str, tuple[str, dict[str, Any]]],
+    data: SignalData,
+    kinds: Sequence[str] | None,
+) -> SignalRunResult:
+    forget_metric_labels()
+    found = conditions_on(day=day, rules={k: p for k, (_s, p) in rules.items()}, data=data)
+    result = SignalRunResult(days=1)
+    with transaction.atomic():
+        result += _close_disabled(day, rules, kinds)
+        for kind, met in found.items():
+            severity = rules[kind][0]
+            result += _apply(day, kind, severity, met)
+    return result
+
+
+def _close_disabled(
+    day: date, rules: dict[str, tuple[str, dict[str, Any]]], kinds: Sequence[str] | None
+) -> SignalRunResult:
+    """Signals of a rule switched off close (dismissed: nobody watches that kind any more)."""
+    judged = set(kinds) if kinds is not None else set(SignalKind.values)
+    off = judged - set(rules)
+    if not off:
+        return SignalRunResult()
+    stale = list(
+        RiskSignal.objects.filter(kind__in=off, closed_on__isnull=True, opened_on__lte=day)
+    )
+    for signal in stale:
+        signal.closed_on = day
+        signal.resolution = Resolution.DISMISSED
+        signal.resolution_note = "rule disabled"
+    RiskSignal.objects.bulk_update(
+        stale, ["closed_on", "resolution", "resolution_note"], batch_size=_CHUNK
+    )
+    _record_closed(stale, day)
+    return SignalRunResult(closed=len(stale))
+
+
+def _apply(day: date, kind: str, severity: str, met: dict[int, dict[str, Any]]) -> SignalRunResult:
+    open_now = {
+        signal.customer_id: signal
+        for signal in RiskSignal.objects.filter(kind=kind, closed_on__isnull=True)
+    }
+    kept: list[RiskSignal] = []
+    closing: list[RiskSignal] = []
+    for customer_id, signal in open_now.items():
+        if signal.opened_on > day:
+            continue  # opened by a later day's run: this (earlier) day does not touch it
+        details = met.get(customer_id)
+        if details is None:
+            signal.closed_on = day
+            signal.resolution = Resolution.CLEARED
+            closing.append(signal)
+        else:
+            signal.last_seen_on = max(signal.last_seen_on, day)
+            signal.details = details
+            signal.reason = _english_reason(kind, details)
+            kept.append(signal)
+    RiskSignal.objects.bulk_update(kept, ["last_seen_on", "details", "reason"], batch_size=_CHUNK)
+    RiskSignal.objects.bulk_update(closing, ["closed_on", "resolution"], batch_size=_CHUNK)
+    _record_closed(closing, day)
+
+    candidates = sorted(set(met) - set(open_now))
+    # An episode a CSM closed while it lasts (seen yesterday or today) is not raised again.
+    continuing = {
+        signal.customer_id: signal
+        for signal in RiskSignal.objects.filter(
+            kind=kind,
+            customer_id__in=candidates,
+            closed_on__isnull=False,
+            resolution__in=[Resolution.RESOLVED, Resolution.DISMISSED],
+            last_seen_on__gte=day - timedelta(days=1),
+            last_seen_on__lte=day,
+        ).order_by("customer_id", "last_seen_on")
+    } if candidates else {}  # fmt: skip
+    for signal in continuing.values():
+        signal.last_seen_on = day
+    RiskSignal.objects.bulk_update(list(continuing.values()), ["last_seen_on"], batch_size=_CHUNK)
+    new = [
+        RiskSignal(
+            customer_id=customer_id,
+            kind=kind,
+            severity=severity,
+            reason=_english_reason(kind, met[customer_id]),
+            details=met[customer_id],
+            opened_on=day,
+            last_seen_on=day,
+        )
+        for customer_id in candidates
+        if customer_id not in continuing
+    ]
+    created = _create(new)
+    _record_raised(created, day)
+    return SignalRunResult(opened=len(created), kept=len(kept), closed=len(closing))
+
+
+def _create(signals: list[RiskSignal]) -> list[RiskSignal]:
+    """Insert the new signals; when another run opened some meanwhile, skip those."""
+    if not signals:
+        return []
+    try:
+        with transaction.atomic():
+            return RiskSignal.objects.bulk_create(signals, batch_size=_CHUNK)
+    except IntegrityError:
+        logger.info("another run opened some of the same signals; inserting one by one")
+    created = []
+    for signal in signals:
+        try:
+            with transaction.atomic():
+                signal.save(force_insert=True)
+        except IntegrityError:
+            signal.pk = None
+            continue
+        created.append(signal)
+    return created
+
+
+def _label(kind: str) -> str:
+    return str(SignalKind(kind).label)
+
+
+def _record_raised(signals: list[RiskSignal], day: date) -> None:
+    moment = _moment(day)
+    TimelineEntry.objects.bulk_create(
+        [
+            TimelineEntry(
+                customer_id=signal.customer_id,
+                kind=TimelineKind.RISK_RAISED,
+                occurred_at=moment,
+                title=_("Risk signal: {kind}").format(kind=_label(signal.kind))[:200],
+                body=signal_reason(signal),
+                payload={"signal_id": signal.pk, "kind": signal.kind, "severity": signal.severity},
+            )
+            for signal in signals
+        ],
+        batch_size=_CHUNK,
+    )
+
+
+def _record_closed(
+    signals: list[RiskSignal], day: date, *, actor: User | None = None, note: str = ""
+) -> None:
+    moment = _moment(day)
+    TimelineEntry.objects.bulk_create(
+        [
+            TimelineEntry(
+                customer_id=signal.customer_id,
+                kind=TimelineKind.RISK_CLOSED,
+                occurred_at=moment,
+                actor=actor,
+                title=_("Risk signal closed: {kind} ({resolution})").format(
+                    kind=_label(signal.kind), resolution=Resolution(signal.resolution).label
+                )[:200],
+                body=note,
+                payload={
+                    "signal_id": signal.pk,
+                    "kind": signal.kind,
+                    "resolution": signal.resolution,
+                },
+            )
+            for signal in signals
+        ],
+        batch_size=_CHUNK,
+    )
+
+
+@transaction.atomic
+def close_signal(
+    *, signal_id: int, resolution: str, note: str = "", user: User | None = None
+) -> RiskSignal:
+    """A CSM closes an open signal as resolved or dismissed (``risk.closed`` on the timeline).
+
+    Raises ``RiskSignal.DoesNotExist`` for an unknown id, ``SignalError`` naming the field for
+    another resolution, a note over 500 characters, or a signal already closed. While the same
+    episode lasts, the daily run does not raise it again.
+    """
+    if resolution not in (Resolution.RESOLVED, Resolution.DISMISSED):
+        raise SignalError("resolution", _("Choose resolved or dismissed."))
+    if len(note) > 500:
+        raise SignalError("note", _("At most 500 characters."))
+    signal = RiskSignal.objects.select_for_update().get(pk=signal_id)
+    if signal.closed_on is not None:
+        raise SignalError("signal_id", _("This signal is already closed."))
+    today = timezone.localdate()
+    signal.closed_on = max(today, signal.opened_on)
+    signal.resolution = resolution
+    signal.resolution_note = note
+    signal.closed_by = user
+    signal.save(update_fields=["closed_on", "resolution", "resolution_note", "closed_by"])
+    _record_closed([signal], today, actor=user, note=note)
+    return signal
+
+
+# -- selectors ---------------------------------------------------------------------------------
+
+_SEVERITY_ORDER = Case(
+    When(severity=Severity.HIGH, then=Value(0)),
+    When(severity=Severity.MEDIUM, then=Value(1)),
+    default=Value(2),
+    output_field=IntegerField(),
+)
+
+
+def open_signals(*, customer_ids: Sequence[int] | None = None) -> QuerySet[RiskSignal]:
+    """Open signals, most severe first, then newest (with their customer)."""
+    signals = RiskSignal.objects.filter(closed_on__isnull=True).select_related("customer")
+    if customer_ids is not None:
+        signals = signals.filter(customer_id__in=list(customer_ids))
+    return signals.annotate(severity_rank=_SEVERITY_ORDER).order_by(
+        "severity_rank", "-opened_on", "-id"
+    )
+
+
+def customer_signals(*, customer_id: int) -> QuerySet[RiskSignal]:
+    """A customer's signals, open ones first (most severe first), then closed ones, newest first."""
+    return (
+        RiskSignal.objects.filter(customer_id=customer_id)
+        .select_related("closed_by")
+        .annotate(
+            severity_rank=_SEVERITY_ORDER,
+            is_closed=Case(
+                When(closed_on__isnull=True, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            ),
+        )
+        .order_by("is_closed", "severity_rank", "-opened_on", "-id")
+    )
+
+
+def signal_counts_by_severity(*, customer_ids: Sequence[int] | None = None) -> dict[str, int]:
+    """Open signals per severity (every severity present, high first)."""
+    counts = dict.fromkeys(Severity.values[::-1], 0)
+    signals = RiskSignal.objects.filter(closed_on__isnull=True)
+    if customer_ids is not None:
+        signals = signals.filter(customer_id__in=list(customer_ids))
+    for row in signals.order_by().values("severity").annotate(n=Count("id")):
+        counts[row["severity"]] = row["n"]
+    return counts
