@@ -64,6 +64,7 @@ from kizuna.customers.services import (
 from kizuna.demo.config import DEFAULT_CONFIG, DEMO_PASSWORD, DemoConfig
 from kizuna.demo.events import Calendar, EventGenerator, event_writer, plain
 from kizuna.demo.files import TRUTH_DIR, TruthWriter, csv_bytes
+from kizuna.demo.health import load_health
 from kizuna.demo.lifecycle import load_lifecycle
 from kizuna.demo.onboarding import load_onboarding
 from kizuna.demo.simulation import SimulatedCustomer, Simulator, add_months
@@ -479,6 +480,11 @@ STAGES: list[Stage] = [
         "lifecycle",
         gettext_lazy("Segments, touch models, CSM teams, lifecycle history and handoffs"),
         load_lifecycle,
+    ),
+    Stage(
+        "health",
+        gettext_lazy("Health scores, risk signals and the churn model"),
+        load_health,
     ),
     Stage("ground_truth", gettext_lazy("Writing the ground truth"), write_ground_truth),
 ]

@@ -508,8 +508,6 @@ def close_signal(request: HttpRequest, signal_id: int, payload: CloseIn) -> dict
 
     require(request.user, Capability.WRITE_TIMELINE)
     signal = get_object_or_404(RiskSignal, pk=signal_id)
-    if signal.closed_on is not None:
-        raise _invalid("signal", _("This signal is already closed."))
     try:
         closed = close(
             signal_id=signal.pk,

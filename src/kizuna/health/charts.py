@@ -88,10 +88,15 @@ def history_chart(
 
     first, last = days[0], days[-1]
     span = max((last - first).days, 1)
-    points = [
-        (left + plot_w * (day - first).days / span, None if score is None else y_of(score))
-        for day, score in zip(days, scores, strict=True)
-    ]
+    points: list[tuple[float, float | None]] = []
+    previous: date | None = None
+    for day, score in zip(days, scores, strict=True):
+        if previous is not None and (day - previous).days > 1:
+            points.append((0.0, None))  # days without a score in between: a gap
+        points.append(
+            (left + plot_w * (day - first).days / span, None if score is None else y_of(score))
+        )
+        previous = day
     bands = [
         ("good", 100.0, good_from),
         ("watch", good_from, watch_from),

@@ -336,7 +336,7 @@ class SentimentForm(forms.Form):
     sentiment = forms.TypedChoiceField(
         label=_("Sentiment"),
         coerce=int,
-        choices=Sentiment.choices,
+        choices=[("", "—"), *Sentiment.choices],
         error_messages={"required": _("Choose how the relationship feels (1–5).")},
     )
     note = forms.CharField(label=_("Note"), max_length=500, required=False)

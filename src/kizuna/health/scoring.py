@@ -540,7 +540,10 @@ class _DayScores:
 
 def _nullable(matrix: np.ndarray) -> list[list[float | None]]:
     """Rows of ``matrix`` as lists, NaN as None (for JSON null)."""
-    return np.where(np.isnan(matrix), None, matrix).tolist()  # type: ignore[no-any-return]
+    cells = matrix.astype(object)
+    cells[np.isnan(matrix)] = None
+    rows: list[list[float | None]] = cells.tolist()
+    return rows
 
 
 def _score_version(
@@ -658,7 +661,7 @@ def _rows(scores: _DayScores) -> list[tuple[Any, ...]]:
         zip(
             scores.customer_id.tolist(),
             scores.version_id.tolist(),
-            np.where(np.isnan(scores.score), None, scores.score).tolist(),
+            _nullable(scores.score[None, :])[0] if len(scores.score) else [],
             scores.band.tolist(),
             scores.measures,
             scores.missing_weight.tolist(),
@@ -674,7 +677,7 @@ def _insert(day: date, rows: Sequence[tuple[Any, ...]]) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             raw = cursor.cursor
-            with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # type: ignore[union-attr]
+            with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for customer_id, version_id, score, band, measures, missing in rows:
                     copy.write_row(
                         (customer_id, day, version_id, score, band, measures, missing, now)
@@ -819,7 +822,7 @@ def record_band_changes(*, day: date) -> int:
     return len(entries)
 
 
-def _band_rows(day: date, previous: Any) -> list[tuple[int, str, str, float]]:
+def _band_rows(day: date, previous: Any) -> list[tuple[int, str, str, float | None]]:
     return list(
         HealthScore.objects.filter(day=day)
         .exclude(band="")

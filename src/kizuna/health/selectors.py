@@ -1,6 +1,7 @@
 """Reading health scores: latest scores, history, sparklines, explanations, the portfolio
 overview and the churn that followed each band ("the score proves itself")."""
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -150,7 +151,8 @@ def format_value(line: dict[str, Any], value: float | None, metric_kinds: dict[s
 
 
 def _signed(points: float) -> str:
-    rounded = round(points)
+    """Whole points with their sign, halves away from zero: +43, −32, ±0."""
+    rounded = math.floor(abs(points) + 0.5) * (1 if points >= 0 else -1)
     if rounded > 0:
         return f"+{rounded}"
     if rounded < 0:
@@ -427,9 +429,9 @@ def health_overview(
     )
     rows = (
         HealthScore.objects.filter(day=day, customer__in=customers.values("pk"))
-        .annotate(mrr=Subquery(arr))
+        .annotate(customer_mrr=Subquery(arr))
         .values("band")
-        .annotate(n=Count("pk"), mrr=Sum("mrr"))
+        .annotate(n=Count("pk"), mrr=Sum("customer_mrr"))
         .values_list("band", "n", "mrr")
         .order_by()
     )

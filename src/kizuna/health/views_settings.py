@@ -290,7 +290,10 @@ def _version_page(
         "version": version,
         "scorecard": version.scorecard,
         "editable": editable,
-        "measures": list(version.measures.order_by("position", "id")),
+        "measures": [
+            (measure, format_thresholds(measure.thresholds))
+            for measure in version.measures.order_by("position", "id")
+        ],
         **extra,
     }
     if editable:

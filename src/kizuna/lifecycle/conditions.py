@@ -49,6 +49,7 @@ from enum import StrEnum
 from typing import Any, cast
 
 from django.db.models import (
+    CharField,
     DateField,
     DecimalField,
     Exists,
@@ -71,6 +72,7 @@ from django.utils.translation import gettext_lazy
 from kizuna.core.models import TimelineEntry, TimelineKind
 from kizuna.customers.models import Customer, LifecycleStage, Subscription, TouchModel
 from kizuna.customers.selectors import active_on
+from kizuna.health.models import Band, HealthScore
 
 __all__ = [
     "FIELDS",
@@ -324,9 +326,22 @@ FIELDS: dict[str, Field] = {
             "health",
             FieldType.NUMBER,
             gettext_lazy("Health score"),
-            gettext_lazy("Not available yet."),
+            gettext_lazy(
+                "The latest health score (0–100) on or before the day; a customer without "
+                "a score does not match."
+            ),
             "health >= 70",
-            reserved=True,
+        ),
+        Field(
+            "health_band",
+            FieldType.CHOICE,
+            gettext_lazy("Health band"),
+            gettext_lazy(
+                "good, watch or at_risk: the band of the latest health score on or before "
+                "the day; a customer without a score does not match."
+            ),
+            'health_band in ("watch", "at_risk")',
+            choices=tuple(Band.values),
         ),
     )
 }
@@ -1216,6 +1231,16 @@ class _Compiler:
             self.aliases[key] = Subquery(ends, output_field=DateField())
         elif name == "revenue_to_date":
             self.aliases[key] = self.revenue_to_date()
+        elif name in ("health", "health_band"):
+            # The latest stored score on or before the day; none (or "not scored") is missing.
+            latest = HealthScore.objects.filter(customer=OuterRef("pk"), day__lte=self.day)
+            latest = latest.order_by("-day")
+            if name == "health":
+                self.aliases[key] = Subquery(latest.values("score")[:1], output_field=FloatField())
+            else:
+                self.aliases[key] = Coalesce(
+                    Subquery(latest.values("band")[:1]), Value(""), output_field=CharField()
+                )
         elif name == "onboarding_completed":
             until = timezone.make_aware(datetime.combine(self.day + timedelta(days=1), time(0, 0)))
             self.aliases[key] = Exists(
@@ -1305,8 +1330,10 @@ class _Compiler:
             return _compare_text(column, op, value)
         if name in ("arr", "mrr", "seats"):
             return _compare(self.alias(name), op, value, _decimal)
-        if name == "revenue_to_date":
+        if name in ("revenue_to_date", "health"):
             return _compare(self.alias(name), op, value, float)
+        if name == "health_band":
+            return _compare_text(self.alias(name), op, value)
         if name == "days_since_start":
             # days = today − first start ⇔ first start = today − days (order reversed).
             return _compare_days("first_start_date", op, value, self.day, reverse=True)

@@ -21,6 +21,7 @@ from kizuna.analytics.models import MetricDefinition
 from kizuna.core.models import TimelineKind
 from kizuna.customers.models import Customer, TouchModel
 from kizuna.health.models import SignalKind
+from kizuna.lifecycle import conditions
 from kizuna.lifecycle.models import Segment
 from kizuna.playbooks import actions as action_registry
 from kizuna.playbooks.models import Playbook, TriggerKind, WebhookEndpoint
@@ -128,6 +129,15 @@ class PlaybookForm(forms.Form):
         assert isinstance(metric, forms.ChoiceField)
         metric.choices = [("", "—"), *metric_choices()]
         self.fields["outcome_days"].required = False
+
+    def clean_condition_text(self) -> str:
+        text = str(self.cleaned_data.get("condition_text") or "").strip()
+        if text:
+            try:
+                conditions.parse(text)
+            except conditions.ConditionError as error:
+                raise forms.ValidationError(str(error)) from None
+        return text
 
     def outcome(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -509,7 +519,7 @@ def place_errors(slots: Sequence[ActionSlot], errors: Mapping[str, str]) -> dict
             if index_text.isdigit() and int(index_text) < len(slots):
                 slot = slots[int(index_text)]
                 name = tail.lstrip(".") or "kind"
-                slot.errors[name] = message
+                slot.errors.setdefault(name, message)
                 continue
         rest[key] = message
     return rest

@@ -151,4 +151,3 @@ class TeamFilterForm(forms.Form):
             ("none", _("Unowned")),
             *people,
         ]
-

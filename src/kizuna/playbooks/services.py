@@ -136,7 +136,9 @@ def _check_outcome(outcome: Mapping[str, Any], errors: dict[str, str]) -> dict[s
     return checked
 
 
-def _check_actions(actions: Sequence[ActionInput], errors: dict[str, str]) -> list[ActionInput]:
+def check_actions(actions: Sequence[ActionInput], errors: dict[str, str]) -> list[ActionInput]:
+    """The actions checked by their action types; what is wrong goes into ``errors`` under
+    ``actions[<index>].<field>``."""
     if not actions:
         errors["actions"] = _("Add at least one action.")
         return []
@@ -217,7 +219,7 @@ def check_playbook(*, data: PlaybookInput, actions: Sequence[ActionInput]) -> Ch
             "Holding customers out only makes sense with an outcome to compare; set one, or "
             "make the share 0."
         )
-    checked_actions = _check_actions(actions, errors)
+    checked_actions = check_actions(actions, errors)
     if errors:
         raise PlaybookError(errors)
     return CheckedPlaybook(

@@ -229,7 +229,12 @@ def playbook_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     valid = tform.is_valid() and valid
     inputs = slot_inputs(slots)
     valid = valid and not any(slot.errors for slot in slots)
-    if valid:
+    if not valid:
+        # Show the actions' own mistakes too, not only the form's, in one round trip.
+        action_errors: dict[str, str] = {}
+        services.check_actions(inputs, action_errors)
+        place_errors(slots, action_errors)
+    else:
         data = form.playbook_input(
             tform.to_params(), library_key=playbook.library_key if playbook else ""
         )

@@ -31,6 +31,7 @@ Windows of whole weeks (28 days = four of each weekday) make the weekly rhythm c
 52 weeks keep the weekdays aligned a year earlier; the details say so (``weekly_rhythm``).
 """
 
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -110,10 +111,10 @@ class SignalData:
 
     def measure_day(self, day: date) -> date | None:
         """The last computed metric day before ``day`` (None when older than the allowed lag)."""
-        earlier = [d for d in self.metric_days if d < day]
-        if not earlier or (day - earlier[-1]).days > MAX_METRIC_LAG_DAYS + 1:
+        index = bisect.bisect_left(self.metric_days, day)
+        if index == 0 or (day - self.metric_days[index - 1]).days > MAX_METRIC_LAG_DAYS + 1:
             return None
-        return earlier[-1]
+        return self.metric_days[index - 1]
 
     def first_start(self) -> dict[int, date]:
         """Each customer's first subscription start."""

@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -33,6 +33,7 @@ logger = logging.getLogger("kizuna.health.signals")
 
 Progress = Callable[[str, int, int], object]
 _CHUNK = 500
+_IDS = 5000  # ids per IN (…) list, well under SQLite's limit of bound parameters
 
 
 @dataclass(frozen=True)
@@ -170,30 +171,21 @@ def _apply(day: date, kind: str, severity: str, met: dict[int, dict[str, Any]]) 
             signal.resolution = Resolution.CLEARED
             closing.append(signal)
         else:
+            if day >= signal.last_seen_on:  # a re-run of an earlier day keeps the latest details
+                signal.details = details
+                signal.reason = _english_reason(kind, details)
             signal.last_seen_on = max(signal.last_seen_on, day)
-            signal.details = details
-            signal.reason = _english_reason(kind, details)
             kept.append(signal)
     RiskSignal.objects.bulk_update(kept, ["last_seen_on", "details", "reason"], batch_size=_CHUNK)
     RiskSignal.objects.bulk_update(closing, ["closed_on", "resolution"], batch_size=_CHUNK)
     _record_closed(closing, day)
 
     candidates = sorted(set(met) - set(open_now))
-    # An episode a CSM closed while it lasts (seen yesterday or today) is not raised again.
-    continuing = {
-        signal.customer_id: signal
-        for signal in RiskSignal.objects.filter(
-            kind=kind,
-            customer_id__in=candidates,
-            closed_on__isnull=False,
-            resolution__in=[Resolution.RESOLVED, Resolution.DISMISSED],
-            last_seen_on__gte=day - timedelta(days=1),
-            last_seen_on__lte=day,
-        ).order_by("customer_id", "last_seen_on")
-    } if candidates else {}  # fmt: skip
-    for signal in continuing.values():
+    covered = _covered(day, kind, candidates)
+    going_on = [signal for signal in covered.values() if signal.last_seen_on < day]
+    for signal in going_on:
         signal.last_seen_on = day
-    RiskSignal.objects.bulk_update(list(continuing.values()), ["last_seen_on"], batch_size=_CHUNK)
+    RiskSignal.objects.bulk_update(going_on, ["last_seen_on"], batch_size=_CHUNK)
     new = [
         RiskSignal(
             customer_id=customer_id,
@@ -205,11 +197,30 @@ def _apply(day: date, kind: str, severity: str, met: dict[int, dict[str, Any]]) 
             last_seen_on=day,
         )
         for customer_id in candidates
-        if customer_id not in continuing
+        if customer_id not in covered
     ]
     created = _create(new)
     _record_raised(created, day)
     return SignalRunResult(opened=len(created), kept=len(kept), closed=len(closing))
+
+
+def _covered(day: date, kind: str, customer_ids: list[int]) -> dict[int, RiskSignal]:
+    """Closed signals of ``kind`` that already account for ``day``: an episode a CSM resolved
+    or dismissed that goes on (seen yesterday or today), or a signal that was open on ``day``
+    (a backfill run again over days already evaluated)."""
+    found: dict[int, RiskSignal] = {}
+    for start in range(0, len(customer_ids), _IDS):
+        for signal in RiskSignal.objects.filter(
+            Q(resolution__in=[Resolution.RESOLVED, Resolution.DISMISSED],
+              last_seen_on__gte=day - timedelta(days=1))
+            | Q(last_seen_on__gte=day),
+            kind=kind,
+            customer_id__in=customer_ids[start : start + _IDS],
+            closed_on__isnull=False,
+            opened_on__lte=day,
+        ).order_by("customer_id", "last_seen_on", "id"):  # fmt: skip
+            found[signal.customer_id] = signal
+    return found
 
 
 def _create(signals: list[RiskSignal]) -> list[RiskSignal]:

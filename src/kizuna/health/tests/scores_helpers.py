@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from kizuna.analytics import lake
 from kizuna.customers.models import Customer, Product, Subscription
-from kizuna.health.models import Scorecard, ScorecardVersion
+from kizuna.health.models import HealthScore, MeasureSource, Scorecard, ScorecardVersion
 from kizuna.health.scorecards import (
     MeasureInput,
     create_scorecard,
@@ -85,16 +85,48 @@ def published_scorecard(
     segment: str = "",
     priority: int = 100,
 ) -> Scorecard:
-    card = create_scorecard(
-        name=name, touch_model=touch_model, segment=segment, priority=priority
-    )
+    card = create_scorecard(name=name, touch_model=touch_model, segment=segment, priority=priority)
     draft = ScorecardVersion.objects.get(scorecard=card, number=1)
-    save_draft(
-        version_id=draft.pk, good_from=good_from, watch_from=watch_from, measures=measures
-    )
+    save_draft(version_id=draft.pk, good_from=good_from, watch_from=watch_from, measures=measures)
     publish_version(version_id=draft.pk)
     return card
 
 
 def at(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time(12, 0)))
+
+
+IMPROVEMENT_START, IMPROVEMENT_END = date(2026, 5, 1), date(2026, 6, 1)
+
+
+def improvement_scores() -> dict[str, Customer]:
+    """The scores of the health_improvement_rate tests (see ``health/tests/test_kpis.py``)."""
+    card = published_scorecard(
+        [
+            MeasureInput(
+                key="renewal",
+                label="Days to renewal",
+                source=MeasureSource.DAYS_TO_RENEWAL,
+                thresholds=[(0, 0), (90, 100)],
+            )
+        ]
+    )
+    version = ScorecardVersion.objects.get(scorecard=card)
+    people: dict[str, Customer] = {}
+    rows: list[tuple[str, str, float | str | None, float]] = [
+        ("A", "high", 60.0, 66.0),
+        ("B", "high", 50.0, 55.0),
+        ("C", "tech", 70.0, 60.0),
+        ("D", "tech", 40.0, 44.0),
+        ("E", "high", "absent", 70.0),
+        ("F", "tech", None, 50.0),
+    ]
+    for name, touch, before, after in rows:
+        who = customer(name, touch_model=touch)
+        people[name] = who
+        if not isinstance(before, str):
+            HealthScore.objects.create(
+                customer=who, day=IMPROVEMENT_START, version=version, score=before
+            )
+        HealthScore.objects.create(customer=who, day=IMPROVEMENT_END, version=version, score=after)
+    return people

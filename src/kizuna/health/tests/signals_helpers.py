@@ -6,6 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from kizuna.analytics import lake
 from kizuna.core.models import TimelineEntry
@@ -43,7 +45,8 @@ def write_metrics(
     end: date,
     metric: str = "events_28d",
 ) -> None:
-    """One metric day file per day of ``[start, end]``: ``series[customer](day)`` for each."""
+    """One metric day file per day of ``[start, end]``: ``series[customer](day)`` for each
+    (the values of other metrics already written for the day are kept)."""
     for day in days(start, end):
         rows = [(pk, value(day)) for pk, value in series.items()]
         rows = [(pk, v) for pk, v in rows if v is not None]
@@ -55,6 +58,12 @@ def write_metrics(
                 "value": pa.array([v for _pk, v in rows], pa.float64()),
             }
         )
+        path = lake.metrics_dir() / day.isoformat() / "metrics.parquet"
+        if path.exists():
+            earlier = pq.read_table(path)
+            earlier = earlier.filter(pc.not_equal(earlier["metric"], metric))
+            table = pa.concat_tables([lake.conform(earlier, lake.METRIC_SCHEMA),
+                                      lake.conform(table, lake.METRIC_SCHEMA)])  # fmt: skip
         lake.write_metric_day(table, day)
 
 

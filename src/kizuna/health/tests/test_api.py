@@ -54,7 +54,8 @@ def test_a_customers_health_has_its_score_measures_explanation_signals_and_churn
     assert (body["scorecard"], body["version"], body["missing_weight"]) == ("Test", 1, 0.25)
     measures = {m["key"]: m for m in body["measures"]}
     assert (measures["usage_trend"]["points"], measures["usage_trend"]["contribution"]) == (21, 14)
-    assert measures["sentiment"]["missing"] is True and measures["sentiment"]["value"] is None
+    assert measures["sentiment"]["missing"] is True
+    assert measures["sentiment"]["value"] is None
     explanation = body["explanation"]
     assert explanation["previous_day"] == data.earlier.isoformat()
     assert round(explanation["previous_score"], 2) == 68.33
@@ -77,7 +78,8 @@ def test_a_customer_never_scored_has_nulls_not_zeros(
     body = api_client(Role.VIEWER).get(f"{API}/customers/{newcomer.pk}").json()
 
     assert (body["day"], body["score"], body["band"], body["explanation"]) == (None, None, "", None)
-    assert body["measures"] == [] and body["churn"] is None
+    assert body["measures"] == []
+    assert body["churn"] is None
     assert api_client(Role.VIEWER).get(f"{API}/customers/999999").status_code == 404
 
 
@@ -95,8 +97,10 @@ def test_history_lists_the_scores_of_the_range_and_refuses_bad_ranges(
         (data.earlier.isoformat(), 68.33, "watch"),
         (data.today.isoformat(), 24.0, "at_risk"),
     ]
-    assert backwards.status_code == 400 and "start" in backwards.json()["detail"]
-    assert not_a_date.status_code == 422 and _fields(not_a_date.json()) == {"start"}
+    assert backwards.status_code == 400
+    assert "start" in backwards.json()["detail"]
+    assert not_a_date.status_code == 422
+    assert _fields(not_a_date.json()) == {"start"}
 
 
 def test_scores_of_a_day_lowest_first_filtered_by_band(
@@ -116,7 +120,8 @@ def test_scores_of_a_day_lowest_first_filtered_by_band(
     ]
     assert [s["customer_name"] for s in at_risk["items"]] == ["Acme"]
     assert [s["band"] for s in earlier["items"]] == ["watch", "good"]
-    assert bad.status_code == 422 and _fields(bad.json()) == {"band"}
+    assert bad.status_code == 422
+    assert _fields(bad.json()) == {"band"}
 
 
 def test_signals_are_listed_by_status_and_kind(
@@ -131,9 +136,11 @@ def test_signals_are_listed_by_status_and_kind(
 
     assert [s["kind"] for s in open_["items"]] == ["usage_drop"]
     assert [(s["kind"], s["resolution"]) for s in closed["items"]] == [("no_login", "cleared")]
-    assert by_kind["count"] == 1 and by_kind["items"][0]["customer_name"] == "Bright"
+    assert by_kind["count"] == 1
+    assert by_kind["items"][0]["customer_name"] == "Bright"
     assert closed["items"][0]["reason"].startswith("No login for 20 days")
-    assert bad.status_code == 422 and _fields(bad.json()) == {"status"}
+    assert bad.status_code == 422
+    assert _fields(bad.json()) == {"status"}
 
 
 def test_a_csm_closes_a_signal_and_a_viewer_may_not(
@@ -147,7 +154,8 @@ def test_a_csm_closes_a_signal_and_a_viewer_may_not(
     again = csm.post(url, {"resolution": "dismissed"}, "application/json")
 
     assert viewer.status_code == 403
-    assert wrong.status_code == 422 and _fields(wrong.json()) == {"resolution"}
+    assert wrong.status_code == 422
+    assert _fields(wrong.json()) == {"resolution"}
     assert closed.status_code == 200
     body = closed.json()
     assert (body["closed_on"], body["resolution"], body["resolution_note"]) == (
@@ -155,7 +163,8 @@ def test_a_csm_closes_a_signal_and_a_viewer_may_not(
         "dismissed",
         "Seasonal",
     )
-    assert again.status_code == 400 and "signal_id" in again.json()["detail"]
+    assert again.status_code == 400
+    assert "signal_id" in again.json()["detail"]
     assert TimelineEntry.objects.filter(kind=TimelineKind.RISK_CLOSED).count() == 1
     assert RiskSignal.objects.get(pk=data.signal.pk).resolution == "dismissed"
 
@@ -174,10 +183,14 @@ def test_sentiment_is_recorded_by_a_csm_with_its_day_checked(
     saved = csm.post(url, {"sentiment": 2, "note": "Budget cuts"}, "application/json")
 
     assert viewer.status_code == 403
-    assert too_high.status_code == 422 and _fields(too_high.json()) == {"sentiment"}
-    assert future.status_code == 400 and "day" in future.json()["detail"]
-    assert unknown.status_code == 422 and _fields(unknown.json()) == {"mood"}
-    assert saved.status_code == 201 and saved.json()["sentiment"] == 2
+    assert too_high.status_code == 422
+    assert _fields(too_high.json()) == {"sentiment"}
+    assert future.status_code == 400
+    assert "day" in future.json()["detail"]
+    assert unknown.status_code == 422
+    assert _fields(unknown.json()) == {"mood"}
+    assert saved.status_code == 201
+    assert saved.json()["sentiment"] == 2
     assert list(CsmSentiment.objects.values_list("sentiment", "note")) == [(2, "Budget cuts")]
     # The customer's health now carries it.
     health = csm.get(f"{API}/customers/{data.acme.pk}").json()

@@ -7,13 +7,14 @@ Day scored: 2026-06-15. Scorecard "Test" (good from 70, watch from 40):
 """
 
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
 from django.utils import translation
 
 from kizuna.core.models import TimelineEntry, TimelineKind
-from kizuna.customers.models import ContactRole
+from kizuna.customers.models import Contact, ContactRole, Customer
 from kizuna.health.models import (
     CsmSentiment,
     HealthScore,
@@ -27,8 +28,8 @@ from kizuna.health.scorecards import MeasureInput
 from kizuna.health.scoring import (
     backfill_scores,
     percentile_points,
-    record_band_changes,
     recompute_history,
+    record_band_changes,
     score_customers,
     threshold_points,
 )
@@ -205,7 +206,6 @@ def test_the_first_matching_scorecard_by_priority_scores_a_customer(
 
 
 def test_each_source_is_read_as_of_the_day() -> None:
-    from kizuna.customers.models import Contact
     from kizuna.onboarding.models import (
         Milestone,
         OnboardingPlan,
@@ -248,7 +248,9 @@ def test_each_source_is_read_as_of_the_day() -> None:
         version=version, phase=phase, key="extra", name="extra", required=False
     )
 
-    def plan(who: object, start: str, completed: str | None = None, **extra: object) -> object:
+    def plan(
+        who: Customer, start: str, completed: str | None = None, **extra: Any
+    ) -> OnboardingPlan:
         return OnboardingPlan.objects.create(
             customer=who,
             version=version,
@@ -262,7 +264,9 @@ def test_each_source_is_read_as_of_the_day() -> None:
     current = plan(a, "2026-05-01")
     plan(a, "2026-06-01", cancelled_at=local("2026-06-05 09:00"))
     for milestone, done in zip(
-        [*required, optional], ["2026-05-10", "2026-06-15", "2026-06-20", None, "2026-05-02"]
+        [*required, optional],
+        ["2026-05-10", "2026-06-15", "2026-06-20", None, "2026-05-02"],
+        strict=True,
     ):
         PlanMilestone.objects.create(
             plan=current,
@@ -279,10 +283,10 @@ def test_each_source_is_read_as_of_the_day() -> None:
     k1 = Contact.objects.create(customer=a, name="k1", role=ContactRole.ADMIN)
     k2 = Contact.objects.create(customer=a, name="k2")
 
-    def nps(who: object, when: str, score: int, contact: object | None = None) -> None:
+    def nps(who: Customer, when: str, score: int, contact: Contact | None = None) -> None:
         payload: dict[str, object] = {"score": score}
         if contact is not None:
-            payload["contact_id"] = contact.pk  # type: ignore[attr-defined]
+            payload["contact_id"] = contact.pk
         TimelineEntry.objects.create(
             customer=who,
             kind=TimelineKind.NPS_ANSWERED,
@@ -300,7 +304,7 @@ def test_each_source_is_read_as_of_the_day() -> None:
 
     # Touches. A: an email at 23:30 on 06-14 (local day 06-14) → 1 day; a note on the day is
     # no touch, a call on 06-16 is after. B: a call on 05-16 → 30 days. C: never → missing.
-    def touch(who: object, kind: str, when: str) -> None:
+    def touch(who: Customer, kind: str, when: str) -> None:
         TimelineEntry.objects.create(customer=who, kind=kind, title="t", occurred_at=local(when))
 
     touch(a, TimelineKind.MEETING, "2026-06-01 10:00")
@@ -311,7 +315,7 @@ def test_each_source_is_read_as_of_the_day() -> None:
 
     # Open signals. A: one open since 06-01; one closed on the day (no longer open); one
     # opened after → 1. B: open 06-10 to 06-20 → 1. C: none → 0 (a value, not missing).
-    def signal(who: object, kind: str, opened: str, closed: str | None = None) -> None:
+    def signal(who: Customer, kind: str, opened: str, closed: str | None = None) -> None:
         RiskSignal.objects.create(
             customer=who,
             kind=kind,
@@ -366,7 +370,9 @@ def _snapshot(days: list[date]) -> list[tuple[object, ...]]:
     return list(
         HealthScore.objects.filter(day__in=days)
         .order_by("day", "customer_id")
-        .values_list("customer_id", "day", "version_id", "score", "band", "missing_weight", "measures")
+        .values_list(
+            "customer_id", "day", "version_id", "score", "band", "missing_weight", "measures"
+        )
     )
 
 
@@ -387,7 +393,9 @@ def test_backfill_gives_the_same_rows_as_the_daily_run(portfolio: dict[str, int]
     HealthScore.objects.all().delete()
     seen: list[tuple[str, int, int]] = []
     result = backfill_scores(
-        start=days[0], end=days[-1], progress=lambda step, done, total: seen.append((step, done, total))
+        start=days[0],
+        end=days[-1],
+        progress=lambda step, done, total: seen.append((step, done, total)),
     )
     assert _snapshot(days) == daily
     assert result.days == 3

@@ -1,6 +1,6 @@
 """Risk signals on hand-made histories: each kind fires, is not raised twice, and closes."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -90,7 +90,8 @@ def test_usage_drop_opens_once_stays_open_and_closes_when_the_comparison_no_long
     assert signal.closed_on == T + timedelta(days=29)
     assert signal.resolution == Resolution.CLEARED
     details = signal.details
-    assert details["now"] == 700 and details["previous"] == 1000
+    assert details["now"] == 700
+    assert details["previous"] == 1000
     assert details["change"] == pytest.approx(-0.3)
     assert details["measured_on"] == (T + timedelta(days=27)).isoformat()
     # A flat history: usual change 0, spread at its floor (5%), limit 0 − 1.5 × 5% = −7.5%.
@@ -137,9 +138,12 @@ def test_a_drop_within_the_customers_usual_swings_raises_nothing_while_a_steady_
 def test_a_customer_without_enough_history_is_judged_on_the_size_of_the_drop_alone() -> None:
     young = customer("Young", start="2026-05-01")
     write_metrics({young.pk: step(100, 60)}, start=d("2026-05-01"), end=T)
-    found = conditions_on(day=T + timedelta(days=1), rules={"usage_drop": default_params("usage_drop")})
+    found = conditions_on(
+        day=T + timedelta(days=1), rules={"usage_drop": default_params("usage_drop")}
+    )
     details = found["usage_drop"][young.pk]
-    assert details["baseline"] is None and details["season"] is None
+    assert details["baseline"] is None
+    assert details["season"] is None
     assert details["change"] == pytest.approx(-0.4)
     with translation.override("en"):
         assert "too little history to know its usual change" in signal_reason("usage_drop", details)
@@ -207,7 +211,8 @@ def test_usage_signals_wait_when_the_metrics_are_stale_instead_of_closing() -> N
     late = evaluate(T + timedelta(days=8), "usage_drop")
     assert (late.opened, late.kept, late.closed) == (0, 0, 0)
     [signal] = signals()
-    assert signal.closed_on is None and signal.last_seen_on == T + timedelta(days=7)
+    assert signal.closed_on is None
+    assert signal.last_seen_on == T + timedelta(days=7)
 
 
 def test_a_customer_no_longer_in_service_has_its_signals_closed() -> None:
@@ -330,7 +335,8 @@ def test_milestone_overdue_fires_after_the_due_date_and_closes_when_done() -> No
     assert evaluate(d("2026-06-08"), "milestone_overdue").opened == 0
     assert evaluate(d("2026-06-09"), "milestone_overdue").opened == 1
     [signal] = signals()
-    assert signal.details["days_overdue"] == 1 and signal.details["count"] == 1
+    assert signal.details["days_overdue"] == 1
+    assert signal.details["count"] == 1
     assert signal.reason == "Onboarding milestone “Kickoff” is 1 days overdue (due 2026-06-08)."
     PlanMilestone.objects.filter(plan=plan, milestone__key="kickoff").update(
         completed_on=d("2026-06-12"), status="done"
@@ -340,7 +346,7 @@ def test_milestone_overdue_fires_after_the_due_date_and_closes_when_done() -> No
 
 
 def nps(customer_id: int, score: int, on: str, contact_id: int = 1) -> None:
-    moment = timezone.make_aware(timezone.datetime.fromisoformat(f"{on} 12:00"))
+    moment = timezone.make_aware(datetime.fromisoformat(f"{on} 12:00"))
     TimelineEntry.objects.create(
         customer_id=customer_id, kind="nps.answered", title="NPS", occurred_at=moment,
         payload={"score": score, "contact_id": contact_id},
@@ -413,16 +419,22 @@ def test_low_seat_utilisation_waits_for_the_settling_in_period() -> None:
 
 def test_a_dismissed_signal_is_not_raised_again_while_the_episode_lasts() -> None:
     acme = customer("Acme")
-    csm = User.objects.create_user(username="csm", password="x")  # noqa: S106 - a test login
+    csm = User.objects.create_user(username="csm", password="x")
     Contact.objects.create(customer=acme, name="Aoki", role="admin", ended_on=d("2026-06-10"))
     evaluate(d("2026-06-10"), "champion_left")
     [signal] = signals()
     closed = close_signal(signal_id=signal.pk, resolution="dismissed", note="Known", user=csm)
     assert closed.closed_on == timezone.localdate()
-    assert closed.closed_by == csm and closed.resolution_note == "Known"
+    assert closed.closed_by == csm
+    assert closed.resolution_note == "Known"
     [entry] = risk_entries("risk.closed")
-    assert entry.payload == {"signal_id": signal.pk, "kind": "champion_left", "resolution": "dismissed"}
-    assert entry.actor == csm and entry.body == "Known"
+    assert entry.payload == {
+        "signal_id": signal.pk,
+        "kind": "champion_left",
+        "resolution": "dismissed",
+    }
+    assert entry.actor == csm
+    assert entry.body == "Known"
     for offset in range(1, 5):
         assert evaluate(d("2026-06-10") + timedelta(days=offset), "champion_left").opened == 0
     with pytest.raises(SignalError) as error:
@@ -488,7 +500,8 @@ def test_default_rules_are_created_once_with_valid_parameters() -> None:
     for rule in SignalRule.objects.all():
         assert validate_params(rule.kind, rule.params) == rule.params
     usage = SignalRule.objects.get(kind="usage_drop")
-    assert usage.params["metric"] == "events_28d" and usage.params["drop_pct"] == 20
+    assert usage.params["metric"] == "events_28d"
+    assert usage.params["drop_pct"] == 20
     assert usage.params["window_days"] == 28
 
 
@@ -522,8 +535,10 @@ def test_rule_parameters_are_refused_with_the_name_of_the_field(
 
 def test_rule_parameters_are_completed_with_the_defaults() -> None:
     cleaned = validate_params("logins_down", {"drop_pct": "25", "window_days": 14})
-    assert cleaned["drop_pct"] == 25.0 and cleaned["window_days"] == 14
-    assert cleaned["metric"] == "logins_28d" and cleaned["fluctuation_k"] == 1.5
+    assert cleaned["drop_pct"] == 25.0
+    assert cleaned["window_days"] == 14
+    assert cleaned["metric"] == "logins_28d"
+    assert cleaned["fluctuation_k"] == 1.5
 
 
 def test_selectors_list_open_signals_most_severe_first_and_count_them() -> None:

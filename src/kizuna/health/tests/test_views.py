@@ -69,14 +69,15 @@ def test_the_panel_shows_the_score_its_breakdown_with_the_missing_measure_and_wh
     assert response.status_code == 200
     page = html(response)
     assert "<html" not in page  # the htmx partial only
-    assert 'data-score>24<' in page
+    assert "data-score>24<" in page
     assert 'data-band="at_risk"' in page
     # Breakdown: 21 points × 2/4 of the weight → 14; 30 points × 1/4 → 10 (hand-computed).
     context = response.context
     rows = {row["key"]: row for row in context["breakdown"]["rows"]}
     assert (rows["usage_trend"]["points"], rows["usage_trend"]["contribution"]) == ("21", "14.0")
     assert (rows["seats"]["value"], rows["seats"]["contribution"]) == ("30%", "10.0")
-    assert rows["sentiment"]["missing"] and rows["sentiment"]["value"] == "—"
+    assert rows["sentiment"]["missing"]
+    assert rows["sentiment"]["value"] == "—"
     assert context["breakdown"]["missing_weight"] == "25%"
     assert 'id="missing-note"' in page
     # vs 28 days ago: 68.33 → 24.
@@ -91,9 +92,7 @@ def test_a_customer_never_scored_shows_empty_states_not_zeros(
     client_for: Callable[..., Client], data: Portfolio
 ) -> None:
     newcomer = Customer.objects.create(name="Newcomer")
-    page = html(
-        client_for(Role.VIEWER).get(reverse("health:customer-health", args=[newcomer.pk]))
-    )
+    page = html(client_for(Role.VIEWER).get(reverse("health:customer-health", args=[newcomer.pk])))
 
     assert 'id="no-score"' in page
     assert 'id="no-open-signals"' in page
@@ -108,7 +107,9 @@ def test_a_csm_closes_a_signal_with_a_note_and_it_lands_on_the_timeline(
     url = reverse("health:signal-close", args=[data.signal.pk])
 
     response = client.post(
-        url, {"resolution": "resolved", "note": "Called the new admin"}, headers={"HX-Request": "true"}
+        url,
+        {"resolution": "resolved", "note": "Called the new admin"},
+        headers={"HX-Request": "true"},
     )
 
     assert response.status_code == 200
@@ -188,7 +189,8 @@ def test_the_health_page_shows_bands_at_risk_arr_movers_and_open_signals(
     page = html(response)
     overview = response.context["overview"]
     counts = {band["band"]: band["count"] for band in overview["bands"]}
-    assert counts["at_risk"] == 1 and counts["good"] == 1
+    assert counts["at_risk"] == 1
+    assert counts["good"] == 1
     # Acme's MRR 2,000 → ARR 24,000 at risk.
     assert overview["at_risk_arr"] == 24000
     assert [m["name"] for m in overview["movers"]][:1] == ["Acme"]
@@ -202,7 +204,8 @@ def test_the_health_page_filters_by_segment(
     response = client_for(Role.VIEWER).get(reverse("health:overview"), {"segment": "smb"})
 
     counts = {band["band"]: band["count"] for band in response.context["overview"]["bands"]}
-    assert counts.get("at_risk", 0) == 0 and counts["good"] == 1
+    assert counts.get("at_risk", 0) == 0
+    assert counts["good"] == 1
     assert response.context["signal_rows"] == []
 
 
@@ -263,7 +266,8 @@ def test_the_model_page_shows_accuracy_calibration_and_the_customers_most_at_ris
     assert "data-auc>0.81<" in page
     assert "data-lift>2.5×<" in page
     assert "does better than the simple usage-drop rule (AUC 0.81 vs 0.66)" in page
-    assert 'id="calibration-chart"' in page and "calibration-data" in page
+    assert 'id="calibration-chart"' in page
+    assert "calibration-data" in page
     assert "kizuna/health.js" in page
     assert response.context["prediction_rows"][0]["probability"] == "42%"
     assert "↑ Events vs previous 28 days" in page
@@ -302,7 +306,8 @@ def test_training_needs_manage_health_and_too_little_history_is_reported(
     )
 
     assert csm.status_code == 403
-    assert bad.status_code == 302 and not ChurnModel.objects.exists()
+    assert bad.status_code == 302
+    assert not ChurnModel.objects.exists()
     # Two customers and no churn: an error message, never a 500.
     assert "could not be trained" in html(response)
 
@@ -319,11 +324,13 @@ def test_the_customer_list_shows_each_customers_band_score_and_sparkline(
     page = html(response)
     assert 'data-column="health"' in page
     acme_row = page[page.index(">Acme<") :].split("</tr>")[0]
-    assert 'data-band="at_risk"' in acme_row and ">24<" in acme_row
+    assert 'data-band="at_risk"' in acme_row
+    assert ">24<" in acme_row
     assert '<svg class="sparkline"' in acme_row
     assert acme_row.count("<circle") == 2  # two scored days 28 days apart: two dots
     zeta_row = page[page.index(">Zeta<") :].split("</tr>")[0]
-    assert "sparkline" not in zeta_row and "—" in zeta_row
+    assert "sparkline" not in zeta_row
+    assert "—" in zeta_row
 
 
 # --- Settings → Health scorecards --------------------------------------------------------------
@@ -370,9 +377,8 @@ def test_a_manager_creates_a_scorecard_edits_its_draft_and_publishes_it(
     )  # fmt: skip
     card = Scorecard.objects.get(name="Enterprise")
     draft = ScorecardVersion.objects.get(scorecard=card, number=1)
-    assert created.status_code == 302 and created["Location"] == reverse(
-        "health:version", args=[draft.pk]
-    )
+    assert created.status_code == 302
+    assert created["Location"] == reverse("health:version", args=[draft.pk])
 
     saved = client.post(reverse("health:version", args=[draft.pk]), _draft_post())
     assert saved.status_code == 302
@@ -427,8 +433,10 @@ def test_a_new_version_copies_the_latest_and_history_is_recomputed_under_it(
         reverse("health:version-new", args=[card.pk]), {"change_note": "Seats weigh more"}
     )
     draft = ScorecardVersion.objects.get(scorecard=card, number=2)
-    assert refused.status_code == 400 and refused.context["version_form"].errors["change_note"]
-    assert made.status_code == 302 and draft.change_note == "Seats weigh more"
+    assert refused.status_code == 400
+    assert refused.context["version_form"].errors["change_note"]
+    assert made.status_code == 302
+    assert draft.change_note == "Seats weigh more"
     assert sorted(draft.measures.values_list("key", flat=True)) == [
         "seats", "sentiment", "usage_trend"
     ]  # fmt: skip
@@ -473,7 +481,9 @@ def test_the_scorecard_page_shows_the_churn_that_followed_each_band(
     score_customers(day=first)
     Subscription.objects.filter(customer=data.acme).update(end_date=first + timedelta(days=30))
 
-    response = client_for(Role.CS_MANAGER).get(reverse("health:scorecard", args=[data.scorecard.pk]))
+    response = client_for(Role.CS_MANAGER).get(
+        reverse("health:scorecard", args=[data.scorecard.pk])
+    )
 
     rows = {row["band"]: row for row in response.context["outcomes"]}
     assert (rows["at_risk"]["numerator"], rows["at_risk"]["denominator"]) == (1, 1)

@@ -165,7 +165,7 @@ def test_and_binds_tighter_than_or_and_not_tighter_than_and() -> None:
         ("metric.seat_utilization_28d > 0.5", 0, "unknown metric 'seat_utilization_28d'"),
         ("metric.seat_utilization_28d > 0.5", 0, "(did you mean 'seat_utilisation_28d'?)"),
         ("metric. > 0.5", 0, "a metric needs its key"),
-        ("health > 70", 0, "the field 'health' is not available yet"),
+        ('health_band = "risky"', 14, "'risky' is not a health_band"),
         ("(arr > 1", 8, "expected ')' to close the '(' at position 1, found the end of the rule"),
         ("arr > 1)", 7, "')' without a matching '('"),
         ("arr > 1 employees > 2", 8, "expected and, or or the end of the rule, found 'employees'"),
@@ -379,14 +379,14 @@ def test_any_tree_survives_a_round_trip_through_text(tree: dict[str, Any]) -> No
 
 def test_the_field_catalog_lists_every_usable_field_with_a_label() -> None:
     names = [field.name for field in describe_fields()]
-    assert "health" not in names
+    assert {"health", "health_band"} <= set(names)
     assert {"arr", "employees", "plan", "days_to_renewal", "onboarding_completed"} <= set(names)
     for field in describe_fields():
         assert str(field.label)
         assert str(field.help)
         if field.example:
             parse(field.example, metric_keys=METRICS)
-    assert FIELDS["health"].reserved
+    assert not FIELDS["health"].reserved
 
 
 # ---------------------------------------------------------------------------------------

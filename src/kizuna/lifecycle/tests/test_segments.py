@@ -482,7 +482,7 @@ def test_the_field_reference_is_on_the_editor(manager: Client) -> None:
     page = manager.get(reverse("lifecycle:segment-create")).content.decode()
     for field in ("arr", "employees", "days_to_renewal", "revenue_to_date", "metric.&lt;key&gt;"):
         assert f"<code>{field}</code>" in page
-    assert "<code>health</code>" not in page
+    assert "<code>health</code>" in page
     assert 'hx-post="' + reverse("lifecycle:segment-preview") + '"' in page
     assert 'hx-trigger="keyup changed delay:400ms' in page
 

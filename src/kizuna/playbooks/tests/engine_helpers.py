@@ -39,7 +39,9 @@ def make_customer(
     """A customer whose subscription runs from ``started`` (if given) until ``ends``."""
     customer = Customer.objects.create(name=name, first_start_date=started, **fields)
     if started is not None:
-        product, _created = Product.objects.get_or_create(code="kintai", defaults={"name": "Kintai"})
+        product, _created = Product.objects.get_or_create(
+            code="kintai", defaults={"name": "Kintai"}
+        )
         Subscription.objects.create(
             customer=customer,
             product=product,

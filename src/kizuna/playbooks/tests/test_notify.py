@@ -44,14 +44,14 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append({"headers": dict(self.headers), "body": body})
                 self.send_response(receiver.status)
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -79,6 +79,7 @@ def failing_receiver() -> Iterator[Receiver]:
 
 
 def _closed_port() -> int:
+    """A port nothing listens on (free a moment ago)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -255,12 +256,15 @@ class _Inbox:
 def smtp(settings: Any) -> Iterator[_Inbox]:
     """A real SMTP server on 127.0.0.1 that Django's SMTP backend sends to."""
     inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=0)
+    port = _closed_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.server.sockets[0].getsockname()[1]
-    settings.EMAIL_USE_TLS = False
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 10},
+        }
+    }
     settings.DEFAULT_FROM_EMAIL = "kizuna@example.com"
     yield inbox
     controller.stop()

@@ -71,7 +71,9 @@ def test_a_timeline_trigger_fires_once_per_entry_and_only_after_it_was_enabled()
     acme = make_customer("Acme", adoption_owner=csm)
     beta = make_customer("Beta")
     entry(acme, "risk.raised", at(DAY, 9), {"kind": "usage_drop"})  # before enabling
-    playbook = make_playbook("drop", TriggerKind.TIMELINE, USAGE_DROP, [TASK], enabled_at=at(DAY, 10))
+    playbook = make_playbook(
+        "drop", TriggerKind.TIMELINE, USAGE_DROP, [TASK], enabled_at=at(DAY, 10)
+    )
     drop = entry(acme, "risk.raised", at(DAY, 11), {"kind": "usage_drop"})
     entry(beta, "risk.raised", at(DAY, 11), {"kind": "no_login"})
 
@@ -254,9 +256,7 @@ def test_a_customer_date_trigger_fires_on_its_day_and_catches_up_missed_days() -
     runner.run_cycle(now=at(DAY + timedelta(days=2), 1))
     runner.run_cycle(now=at(DAY + timedelta(days=2), 2))
     keys = sorted(PlaybookRun.objects.values_list("customer_id", "occurrence_key"))
-    assert keys == sorted(
-        [(soon.pk, f"date:{DAY}"), (later.pk, f"date:{DAY + timedelta(days=2)}")]
-    )
+    assert keys == sorted([(soon.pk, f"date:{DAY}"), (later.pk, f"date:{DAY + timedelta(days=2)}")])
     assert sorted(Task.objects.values_list("due_on", flat=True)) == [
         DAY + timedelta(days=14),
         DAY + timedelta(days=16),
@@ -364,7 +364,9 @@ def test_firing_the_same_occurrences_twice_creates_each_run_once() -> None:
 
 
 @pytest.mark.django_db
-def test_an_overdue_required_milestone_is_written_to_the_timeline_once_and_fires_a_playbook() -> None:
+def test_an_overdue_required_milestone_is_written_to_the_timeline_once_and_fires_a_playbook() -> (
+    None
+):
     csm = make_user("ren")
     today = timezone.localdate()
     acme = make_customer("Acme", started=today, onboarding_owner=csm)

@@ -67,7 +67,9 @@ def test_save_playbook_writes_the_rule_and_its_actions_in_order(make_user: Any) 
     assert playbook.touch_models == ["high"]
     assert playbook.created_by == admin
     assert not playbook.enabled
-    steps = list(playbook.actions.order_by("position").values_list("position", "kind", "delay_days"))
+    steps = list(
+        playbook.actions.order_by("position").values_list("position", "kind", "delay_days")
+    )
     assert steps == [(0, "create_task", 0), (1, "add_note", 3)]
     assert playbook.actions.get(position=0).params["owner_role"] == "adoption"
 
@@ -151,9 +153,7 @@ def test_holding_customers_out_needs_an_outcome_and_the_outcome_a_known_metric()
         [CHECK_IN],
     )
     assert unknown_metric == {"outcome.metric": "No metric has the key “nope”."}
-    bad_days = errors_of(
-        usage_drop_input(outcome={"kind": "retained", "days": 0}), [CHECK_IN]
-    )
+    bad_days = errors_of(usage_drop_input(outcome={"kind": "retained", "days": 0}), [CHECK_IN])
     assert set(bad_days) == {"outcome.days"}
     saved = services.save_playbook(
         data=usage_drop_input(
@@ -233,7 +233,7 @@ class _Receiver(BaseHTTPRequestHandler):
     answers: list[int] = []
     received: list[tuple[dict[str, str], bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.received.append((dict(self.headers), body))
         self.send_response(self.answers.pop(0) if self.answers else 200)
@@ -243,8 +243,7 @@ class _Receiver(BaseHTTPRequestHandler):
         return
 
 
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
+def serve_receiver() -> Iterator[tuple[str, type[_Receiver]]]:
     """A local HTTP endpoint recording what it receives; ``answers`` are its status codes."""
 
     class Handler(_Receiver):
@@ -259,6 +258,11 @@ def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
+    yield from serve_receiver()
 
 
 def test_endpoint_errors_name_the_field() -> None:
@@ -320,7 +324,7 @@ def test_send_test_to_a_failing_endpoint_returns_the_failed_delivery(
     assert delivery.status_code == 500
     assert delivery.error == "The endpoint answered 500."
     assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 1
-    headers, body = handler.received[0]
+    _headers, body = handler.received[0]
     assert set(json.loads(body)) == {"text"}
 
 

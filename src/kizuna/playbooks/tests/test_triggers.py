@@ -132,9 +132,7 @@ def test_timeline_occurrences_match_kinds_payload_ids_and_time() -> None:
     entry(beta, "risk.raised", at(DAY, 11), {"kind": "no_login"})
     entry(beta, "risk.closed", at(DAY, 11), {"kind": "usage_drop"})
     late = entry(beta, "risk.raised", at(DAY + timedelta(days=2)), {"kind": "usage_drop"})
-    playbook = _draft(
-        "timeline", {"kinds": ["risk.raised"], "payload": {"kind": "usage_drop"}}
-    )
+    playbook = _draft("timeline", {"kinds": ["risk.raised"], "payload": {"kind": "usage_drop"}})
 
     everything = triggers.timeline_occurrences([playbook], 0)[0]
     assert [(item.customer_id, item.key) for item in everything] == [
@@ -156,9 +154,7 @@ def test_timeline_occurrences_match_kinds_payload_ids_and_time() -> None:
 def test_customer_date_occurrences_after_start_and_before_renewal() -> None:
     week_old = make_customer("Week old", started=DAY - timedelta(days=7))
     make_customer("Eight days old", started=DAY - timedelta(days=8))
-    renewing = make_customer(
-        "Renewing", started=date(2026, 3, 7), ends=DAY + timedelta(days=90)
-    )
+    renewing = make_customer("Renewing", started=date(2026, 3, 7), ends=DAY + timedelta(days=90))
     make_customer("Renewing later", started=date(2026, 3, 7), ends=DAY + timedelta(days=91))
     # A subscription that has not started yet is not renewing.
     make_customer("Future", started=DAY + timedelta(days=1), ends=DAY + timedelta(days=90))

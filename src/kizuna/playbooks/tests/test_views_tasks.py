@@ -26,7 +26,7 @@ from kizuna.playbooks.models import (
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX = {"HX-Request": "true"}
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +101,7 @@ def test_quick_complete_on_my_day_swaps_the_row_and_writes_the_timeline(
     response = as_user(people["baba"]).post(
         reverse("playbooks:task-complete", args=[task.pk]),
         {"from": "row", "outcome": "Usage back to normal"},
-        **HTMX,
+        headers=HTMX,
     )
     assert response.status_code == 200
     fragment = html(response)
@@ -179,7 +179,7 @@ def test_ticking_a_checklist_item_with_htmx_returns_the_main_section(
         customer=acme, title="Prepare", owner=people["baba"], checklist=["A", "B"]
     )
     response = as_user(people["baba"]).post(
-        reverse("playbooks:task-checklist", args=[task.pk, 1]), **HTMX
+        reverse("playbooks:task-checklist", args=[task.pk, 1]), headers=HTMX
     )
     assert response.status_code == 200
     assert 'id="task-main"' in html(response)
@@ -216,7 +216,7 @@ def test_start_cancel_and_reopen_from_the_task_page(
     client.post(reverse("playbooks:task-cancel", args=[task.pk]), {"reason": "Duplicate"})
     task.refresh_from_db()
     assert (task.status, task.outcome) == (TaskStatus.CANCELLED, "Duplicate")
-    response = client.post(reverse("playbooks:task-reopen", args=[task.pk]), **HTMX)
+    response = client.post(reverse("playbooks:task-reopen", args=[task.pk]), headers=HTMX)
     assert 'id="reopen-task"' not in html(response)
     task.refresh_from_db()
     assert task.status == TaskStatus.OPEN
@@ -346,7 +346,7 @@ def test_the_customer_panel_lists_open_and_finished_tasks(
     done = tasks.create_task(customer=acme, title="Finished one", owner=people["baba"])
     tasks.complete_task(task=done, user=people["baba"], outcome="Went well")
     client = as_user(people["viewer"])
-    fragment = html(client.get(reverse("playbooks:customer-tasks", args=[acme.pk]), **HTMX))
+    fragment = html(client.get(reverse("playbooks:customer-tasks", args=[acme.pk]), headers=HTMX))
     assert "<html" not in fragment
     assert f'data-task="{open_task.pk}"' in fragment
     assert "Finished one" in fragment
@@ -363,7 +363,9 @@ def test_customer_360_loads_the_tasks_panel(people: dict[str, User], acme: Custo
 
 def test_the_empty_customer_panel_says_so(people: dict[str, User], acme: Customer) -> None:
     fragment = html(
-        as_user(people["viewer"]).get(reverse("playbooks:customer-tasks", args=[acme.pk]), **HTMX)
+        as_user(people["viewer"]).get(
+            reverse("playbooks:customer-tasks", args=[acme.pk]), headers=HTMX
+        )
     )
     assert 'id="no-open-tasks"' in fragment
 

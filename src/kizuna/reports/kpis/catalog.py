@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from kizuna.reports.kpis.adoption import ADOPTION_KPIS, UsageKpiDefinition
 from kizuna.reports.kpis.contracts import ContractTotals, contract_totals
+from kizuna.reports.kpis.health import HEALTH_KPIS, HealthKpiDefinition
 from kizuna.reports.kpis.onboarding import (
     ONBOARDING_KPIS,
     OnboardingKpiDefinition,
@@ -206,8 +207,8 @@ def mrr_movements(totals: ContractTotals) -> KpiResult:
     )
 
 
-# Any catalog entry: a contract KPI, an adoption (usage) KPI or an onboarding KPI.
-AnyKpi = KpiDefinition | UsageKpiDefinition | OnboardingKpiDefinition
+# Any catalog entry: a contract, adoption (usage), onboarding or health KPI.
+AnyKpi = KpiDefinition | UsageKpiDefinition | OnboardingKpiDefinition | HealthKpiDefinition
 
 CONTRACT_KPIS: tuple[KpiDefinition, ...] = (
     KpiDefinition(
@@ -286,7 +287,7 @@ CONTRACT_KPIS: tuple[KpiDefinition, ...] = (
     ),
 )
 
-_ALL_KPIS: list[AnyKpi] = [*CONTRACT_KPIS, *ADOPTION_KPIS, *ONBOARDING_KPIS]
+_ALL_KPIS: list[AnyKpi] = [*CONTRACT_KPIS, *ADOPTION_KPIS, *ONBOARDING_KPIS, *HEALTH_KPIS]
 KPIS: dict[str, AnyKpi] = {definition.id: definition for definition in _ALL_KPIS}
 
 
@@ -353,6 +354,8 @@ def compute_kpi(
         )
     if program is not None:
         raise KpiInputError("program", f"only the onboarding KPIs take a program; not '{kpi_id}'")
+    if isinstance(definition, HealthKpiDefinition):
+        return definition.compute(start, end, population)
     if isinstance(definition, UsageKpiDefinition):
         totals = usage_totals(
             start=start,

@@ -16,6 +16,7 @@ from django.utils import timezone
 from kizuna.reports.kpis.adoption import UsageKpiDefinition
 from kizuna.reports.kpis.catalog import judging_day, kpi_definition
 from kizuna.reports.kpis.contracts import ContractTotals, contract_totals_series
+from kizuna.reports.kpis.health import HealthKpiDefinition
 from kizuna.reports.kpis.onboarding import OnboardingKpiDefinition, ProgramFilter
 from kizuna.reports.kpis.population import KpiInputError, Population, next_month
 from kizuna.reports.kpis.results import TrendPoint
@@ -102,6 +103,15 @@ def trend(
         ]
     if program is not None:
         raise KpiInputError("program", f"only the onboarding KPIs take a program; not '{kpi_id}'")
+    if isinstance(definition, HealthKpiDefinition):
+        firsts = month_starts(months=months, end_month=end_month or last_complete_month())
+        return [
+            TrendPoint(
+                month=first.strftime("%Y-%m"),
+                result=definition.compute(first, next_month(first), population),
+            )
+            for first in firsts
+        ]
     if isinstance(definition, UsageKpiDefinition):
         usage = monthly_usage_totals(
             months=months,

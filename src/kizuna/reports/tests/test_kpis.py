@@ -58,6 +58,8 @@ def test_the_catalog_holds_the_contract_kpis_with_both_names() -> None:
         "initial_outcome_achievement_rate",
         "time_to_first_value",
         "milestone_funnel",
+        # the health KPI of the stored scores (health/tests/test_kpis.py)
+        "health_improvement_rate",
     }
     assert KPIS["logo_churn_rate"].name_ja == "チャーンレート(顧客数)"
     assert KPIS["nrr"].name_en == "net revenue retention (NRR)"

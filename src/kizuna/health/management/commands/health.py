@@ -186,11 +186,7 @@ class Command(BaseCommand):
 
             try:
                 if only in (None, "signals"):
-                    signals = backfill_signals(
-                        start=start,
-                        end=end,
-                        progress=lambda done, total: advance("signals", done, total),
-                    )
+                    signals = backfill_signals(start=start, end=end, progress=advance)
                     data["signals"] = {
                         "opened": signals.opened,
                         "kept": signals.kept,
@@ -243,7 +239,7 @@ class Command(BaseCommand):
                 as_of=day, kind=options["kind"] or ModelKind.LOGISTIC, horizon_days=horizon
             )
         except ValueError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(f"the model could not be trained: {exc}") from None
         if model.error:
             data = {"id": model.pk, "error": model.error}
             if options["json"]:

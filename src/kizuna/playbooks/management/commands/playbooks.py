@@ -5,7 +5,7 @@ from argparse import ArgumentParser
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
@@ -41,9 +41,20 @@ class Command(BaseCommand):
         "cycle; `effect ID [--json]` prints its effect."
     )
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        """Options may come between the action and its keys (``install --enable KEY``)."""
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.parse_args = parser.parse_intermixed_args  # type: ignore[method-assign] # argparse's own variant
+        return parser
+
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("action", choices=["list", "install", "simulate", "run", "effect"])
-        parser.add_argument("args", nargs="*", help="install: library keys; simulate/effect: ID.")
+        parser.add_argument(
+            "items",
+            nargs="*",
+            metavar="KEY_OR_ID",
+            help="install: library keys; simulate/effect: ID.",
+        )
         parser.add_argument("--enable", action="store_true", help="install: switch them on.")
         parser.add_argument("--days", type=int, default=90, help="simulate: days back (90).")
         parser.add_argument("--now", help="run: the cycle's time, ISO 8601 (default: now).")
@@ -60,9 +71,9 @@ class Command(BaseCommand):
         getattr(self, f"_{action}")(options)
 
     def _one_id(self, options: dict[str, Any]) -> Playbook:
-        if len(options["args"]) != 1:
+        if len(options["items"]) != 1:
             raise CommandError(f"ID: `playbooks {options['action']}` takes one playbook id")
-        return _playbook(options["args"][0])
+        return _playbook(options["items"][0])
 
     def _list(self, options: dict[str, Any]) -> None:
         cli_user(options["user"], Capability.VIEW)
@@ -93,7 +104,7 @@ class Command(BaseCommand):
 
     def _install(self, options: dict[str, Any]) -> None:
         user = cli_user(options["user"], Capability.MANAGE_PLAYBOOKS)
-        keys = options["args"] or None
+        keys = options["items"] or None
         try:
             installed = library.install_library(keys=keys, enable=options["enable"], user=user)
         except KeyError as error:
