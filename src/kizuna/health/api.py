@@ -29,7 +29,6 @@ from kizuna.customers.models import Customer
 from kizuna.health import presentation
 from kizuna.health.models import (
     Band,
-    ChurnModel,
     HealthScore,
     RiskSignal,
     Scorecard,
@@ -569,33 +568,6 @@ def list_scorecards(request: HttpRequest) -> list[dict[str, Any]]:
     ]
 
 
-def model_out(model: ChurnModel) -> dict[str, Any]:
-    backtest = model.backtest or {}
-    return {
-        "id": model.pk,
-        "kind": model.kind,
-        "horizon_days": model.horizon_days,
-        "trained_at": model.trained_at,
-        "trained_through": model.trained_through,
-        "features": list(model.features or []),
-        "rows": model.rows,
-        "positives": model.positives,
-        "auc": backtest.get("auc"),
-        "lift_top_decile": backtest.get("lift_top_decile"),
-        "baseline_auc": backtest.get("baseline_auc"),
-        "beats_baseline": backtest.get("beats_baseline"),
-        "calibration": [
-            {
-                "predicted": point.get("predicted"),
-                "observed": point.get("observed"),
-                "count": int(point.get("count") or 0),
-            }
-            for point in backtest.get("calibration") or []
-        ],
-        "periods": backtest.get("periods"),
-    }
-
-
 @router.get(
     "/health/model",
     response={200: ModelOut, **ERRORS},
@@ -608,4 +580,4 @@ def get_model(request: HttpRequest) -> dict[str, Any]:
     model = current_model()
     if model is None:
         raise HttpError(404, _("No churn model has been trained yet."))
-    return model_out(model)
+    return presentation.model_json(model)

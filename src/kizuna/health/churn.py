@@ -386,10 +386,10 @@ def build_frame(
         con.close()
     if table.num_rows == 0:
         return empty
-    columns = {name: f"m{n}" for n, name in enumerate(metric_keys)}
+    renamed = {name: f"m{n}" for n, name in enumerate(metric_keys)}
     x = np.column_stack(
         [
-            table.column(columns.get(name, name)).to_numpy(zero_copy_only=False).astype(np.float64)
+            table.column(renamed.get(name, name)).to_numpy(zero_copy_only=False).astype(np.float64)
             for name in features
         ]
     )

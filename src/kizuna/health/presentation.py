@@ -96,13 +96,10 @@ def explanation(explained: Explanation) -> dict[str, Any] | None:
 
 
 def signal_reason(signal: RiskSignal) -> str:
-    """The signal's reason in the reader's language (the stored English one as a fallback)."""
+    """The signal's reason in the reader's language, rebuilt from its details."""
     from kizuna.health.signals import signal_reason as reason
 
-    try:
-        return str(reason(signal, signal.details or {}))
-    except (KeyError, TypeError, ValueError):
-        return signal.reason
+    return reason(signal)
 
 
 def signal_rows(signals: Iterable[RiskSignal]) -> list[dict[str, Any]]:
@@ -243,4 +240,32 @@ def overview(data: Overview) -> dict[str, Any]:
             {"severity": key.value, "label": key.label, "count": severity.get(key.value, 0)}
             for key in (Severity.HIGH, Severity.MEDIUM, Severity.LOW)
         ],
+    }
+
+
+def model_json(model: ChurnModel) -> dict[str, Any]:
+    """The model and its backtest as plain values (the API's and the CLI's answer)."""
+    backtest = model.backtest or {}
+    return {
+        "id": model.pk,
+        "kind": model.kind,
+        "horizon_days": model.horizon_days,
+        "trained_at": model.trained_at,
+        "trained_through": model.trained_through,
+        "features": list(model.features or []),
+        "rows": model.rows,
+        "positives": model.positives,
+        "auc": backtest.get("auc"),
+        "lift_top_decile": backtest.get("lift_top_decile"),
+        "baseline_auc": backtest.get("baseline_auc"),
+        "beats_baseline": backtest.get("beats_baseline"),
+        "calibration": [
+            {
+                "predicted": point.get("predicted"),
+                "observed": point.get("observed"),
+                "count": int(point.get("count") or 0),
+            }
+            for point in backtest.get("calibration") or []
+        ],
+        "periods": backtest.get("periods"),
     }

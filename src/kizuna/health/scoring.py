@@ -46,6 +46,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from kizuna.analytics import lake
 from kizuna.core.models import TimelineEntry, TimelineKind
@@ -63,6 +64,7 @@ from kizuna.health.models import (
     ScorecardVersion,
     VersionStatus,
 )
+from kizuna.health.scorecards import ScorecardError
 
 logger = logging.getLogger(__name__)
 
@@ -758,7 +760,7 @@ def backfill_scores(
     """Score each day of ``[start, end]`` in order, each day set-based, as the daily run
     would have (the same rows). ``scorecard_id`` limits it to that scorecard's customers."""
     if end < start:
-        raise ValueError("end: must be on or after start")
+        raise ScorecardError("end", _("The end must not be before the start."))
     total = (end - start).days + 1
     result = ScoringResult()
     for offset in range(total):
@@ -776,7 +778,7 @@ def recompute_history(
     """Re-score ``[start, end]`` for the customers of the scorecard with its current published
     version (after a change), replacing their stored rows of those days."""
     if not Scorecard.objects.filter(pk=scorecard_id).exists():
-        raise ValueError("scorecard_id: there is no such scorecard")
+        raise ScorecardError("scorecard_id", _("There is no such scorecard."))
     return backfill_scores(start=start, end=end, scorecard_id=scorecard_id, progress=progress)
 
 
@@ -787,8 +789,6 @@ def record_band_changes(*, day: date) -> int:
     Set-based (one query finds them, one bulk insert writes them); a customer whose first
     score this is gets no entry, and running it twice for a day writes nothing new.
     """
-    from django.utils.translation import gettext as _
-
     previous = (
         HealthScore.objects.filter(customer=OuterRef("customer"), day__lt=day)
         .exclude(band="")

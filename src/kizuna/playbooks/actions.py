@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -124,7 +124,6 @@ class ActionType:
     execute: Callable[[ActionContext], dict[str, Any]]
     describe: Callable[[Mapping[str, Any], Customer | None], str]
     transactional: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 _registry: dict[str, ActionType] = {}

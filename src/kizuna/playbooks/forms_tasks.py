@@ -4,10 +4,11 @@ and the team view's filters. Rules live in ``tasks.py``; these only parse the in
 from typing import Any
 
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from kizuna.core.models import User
+from kizuna.core.roles import ROLE_CAPABILITIES, Capability
 from kizuna.customers.models import Customer
 from kizuna.playbooks.models import OwnerRole, TaskPriority, TaskStatus, TaskType
 from kizuna.playbooks.task_selectors import TEAM_STATUS_OVERDUE
@@ -27,7 +28,13 @@ class OwnerChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]  # dja
 
 
 def active_people() -> QuerySet[User]:
-    return User.objects.filter(is_active=True).order_by("username")
+    """People who can own a task: active, and allowed to work on customers (not viewers)."""
+    workers = [
+        role for role, caps in ROLE_CAPABILITIES.items() if Capability.WRITE_TIMELINE in caps
+    ]
+    return User.objects.filter(Q(role__in=workers) | Q(is_superuser=True), is_active=True).order_by(
+        "username"
+    )
 
 
 def checklist_lines(text: str) -> list[str]:
@@ -42,7 +49,7 @@ class TaskForm(forms.Form):
     description = forms.CharField(
         label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
-    task_type = forms.ChoiceField(label=_("Type"), choices=TaskType.choices)
+    task_type = forms.ChoiceField(label=_("Type"), choices=TaskType.choices, initial=TaskType.OTHER)
     priority = forms.TypedChoiceField(
         label=_("Priority"), choices=TaskPriority.choices, coerce=int, initial=TaskPriority.NORMAL
     )

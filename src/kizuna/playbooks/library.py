@@ -146,8 +146,8 @@ LIBRARY: tuple[LibraryEntry, ...] = (
         key="usage-drop-check-in",
         name=_("Usage drop: adoption CSM check-in"),
         description=_(
-            "When usage falls by 20% or more, the adoption CSM checks in within two days; a "
-            "message goes to the team's chat when a webhook is set up."
+            "When usage falls by 20 percent or more, the adoption CSM checks in within two days; "
+            "a message goes to the team's chat when a webhook is set up."
         ),
         trigger_kind=TriggerKind.TIMELINE,
         trigger_params={"kinds": ["risk.raised"], "payload": {"kind": "usage_drop"}},
@@ -230,7 +230,8 @@ LIBRARY: tuple[LibraryEntry, ...] = (
         key="seats-expansion-review",
         name=_("Seats at 90%: expansion review"),
         description=_(
-            "When a customer uses 90% or more of its seats, the expansion CSM reviews an upsell."
+            "When a customer uses 90 percent or more of its seats, the expansion CSM reviews an "
+            "upsell."
         ),
         trigger_kind=TriggerKind.METRIC,
         trigger_params={"metric": "seat_utilisation_28d", "op": ">=", "value": 0.9},
@@ -238,7 +239,7 @@ LIBRARY: tuple[LibraryEntry, ...] = (
             LibraryAction(
                 "create_task",
                 _task(
-                    _("Expansion review: {customer} uses 90% of its seats"),
+                    _("Expansion review: {customer} is close to its seat limit"),
                     task_type=TaskType.EXPANSION,
                     owner_role=OwnerRole.EXPANSION,
                     due_in_days=7,

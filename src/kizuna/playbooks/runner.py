@@ -56,6 +56,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "CycleResult",
     "Decision",
+    "Occurrence",
     "decide",
     "fire",
     "is_held_out",
@@ -284,8 +285,13 @@ def _timeline_pass(now: datetime) -> list[PlaybookRun]:
         for playbook in playbooks:
             # Only what happened since the playbook was switched on (or resumed).
             since = playbook.enabled_at or now
-            found = triggers.timeline_occurrences([playbook], after, upto, since=since)[0]
-            runs += fire(playbook=playbook, occurrences=found, now=now)
+            try:
+                found = triggers.timeline_occurrences([playbook], after, upto, since=since)[0]
+                runs += fire(playbook=playbook, occurrences=found, now=now)
+            except Exception:  # one broken playbook must not stop the others
+                logger.exception(
+                    "playbook %s (%s) could not be evaluated", playbook.pk, playbook.key
+                )
     RunnerCursor.objects.filter(name=TIMELINE_CURSOR, position__lt=upto).update(position=upto)
     return runs
 
@@ -316,11 +322,15 @@ def _dated_pass(now: datetime) -> list[PlaybookRun]:
     today = timezone.localdate(now)
     runs: list[PlaybookRun] = []
     for playbook in _live([TriggerKind.CUSTOMER_DATE, TriggerKind.SCHEDULE, TriggerKind.METRIC]):
-        days = _dated_days(playbook, today)
-        for day in days:
-            runs += fire(
-                playbook=playbook, occurrences=triggers.occurrences_on(playbook, day), now=now
-            )
+        try:
+            days = _dated_days(playbook, today)
+            for day in days:
+                runs += fire(
+                    playbook=playbook, occurrences=triggers.occurrences_on(playbook, day), now=now
+                )
+        except Exception:  # one broken playbook must not stop the others; tried again later
+            logger.exception("playbook %s (%s) could not be evaluated", playbook.pk, playbook.key)
+            continue
         if days:
             name = f"dated:{playbook.pk}"
             RunnerCursor.objects.get_or_create(name=name, defaults={"day": days[-1]})

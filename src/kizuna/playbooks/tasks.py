@@ -173,6 +173,16 @@ def _clean_owner(owner: User | None) -> User | None:
         raise ValidationError(
             {"owner": [_("{name} is not an active user.").format(name=owner.get_username())]}
         )
+    if owner is not None and not owner.can(Capability.WRITE_TIMELINE):
+        raise ValidationError(
+            {
+                "owner": [
+                    _("{name} cannot work on tasks (their role only reads).").format(
+                        name=owner.get_username()
+                    )
+                ]
+            }
+        )
     return owner
 
 

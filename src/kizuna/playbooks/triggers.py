@@ -69,6 +69,7 @@ METRIC_LOOKBACK_DAYS = 7
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _CHUNK = 500
+_WHOLE_POPULATION = 2000
 
 
 class TriggerError(ValueError):
@@ -525,7 +526,8 @@ def occurrences_on(playbook: Playbook, day: date) -> list[Occurrence]:
 def eligible(playbook: Playbook, customer_ids: Iterable[int], day: date) -> set[int]:
     """The customers among ``customer_ids`` the playbook applies to on ``day``: in one of its
     segments and touch models (as they were that day; empty lists mean all) and satisfying
-    its condition (contract values as of that day). One query per 500 customers."""
+    its condition (contract values as of that day). One query per 500 customers, or one over
+    the whole population for more than 2,000."""
     from kizuna.lifecycle.conditions import compile_condition, is_everyone
     from kizuna.lifecycle.history import as_of_filter
     from kizuna.lifecycle.models import Dimension
@@ -540,6 +542,12 @@ def eligible(playbook: Playbook, customer_ids: Iterable[int], day: date) -> set[
         scope &= as_of_filter(Dimension.TOUCH_MODEL, playbook.touch_models, day)
     tree = playbook.condition or {}
     compiled = None if is_everyone(tree) else compile_condition(tree, as_of=day)
+    if len(ids) > _WHOLE_POPULATION:
+        # Many customers (a schedule): one query over everyone, then keep those asked about.
+        customers = Customer.objects.filter(scope)
+        if compiled is not None:
+            customers = compiled.apply(customers)
+        return set(customers.order_by().values_list("pk", flat=True)) & set(ids)
     found: set[int] = set()
     for index in range(0, len(ids), _CHUNK):
         customers = Customer.objects.filter(pk__in=ids[index : index + _CHUNK]).filter(scope)

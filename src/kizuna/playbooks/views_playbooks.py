@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -130,7 +131,12 @@ def playbook_state(request: HttpRequest, pk: int) -> HttpResponse:
         }
         return render(request, "playbooks/playbooks/list.html#row", {"row": row})
     messages.success(request, message.format(name=playbook.name))
-    return redirect(request.POST.get("next") or "playbooks:playbook-list")
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("playbooks:playbook-list")
 
 
 # --- Editor ---------------------------------------------------------------------------------
@@ -360,6 +366,12 @@ def playbook_runs(request: HttpRequest, pk: int) -> HttpResponse:
     page = Paginator(runs.order_by("-triggered_on", "-id"), RUNS_PER_PAGE).get_page(
         request.GET.get("page")
     )
+    from kizuna.playbooks.actions import action_types
+
+    labels = {action.key: str(action.label) for action in action_types()}
+    for run in page.object_list:
+        for execution in run.executions.all():
+            execution.label = labels.get(execution.kind, execution.kind)  # type: ignore[attr-defined] # shown by the template
     context = _subnav(
         playbook=playbook,
         page=page,
@@ -423,7 +435,7 @@ def playbook_effect(request: HttpRequest, pk: int) -> HttpResponse:
         outcome_rows=outcome_rows,
         difference_text="—"
         if difference is None
-        else _("{value} points (95% interval {low} to {high})").format(
+        else _("{value} points (interval {low} to {high})").format(
             value=_points(difference.value),
             low=_points(difference.low),
             high=_points(difference.high),
@@ -451,7 +463,7 @@ def _effect_chart(effect: effects.Effect) -> dict[str, Any]:
         (_("Acted on"), effect.acted_outcome),
         (_("Held out"), effect.held_out_outcome),
     ):
-        if rate is not None:
+        if rate is not None and rate.denominator:
             outcome.append(
                 {
                     "label": label,
@@ -468,7 +480,7 @@ def _effect_chart(effect: effects.Effect) -> dict[str, Any]:
         "labels": {
             "acted": _("Acted on"),
             "held_out": _("Held out"),
-            "interval": _("95% interval"),
+            "interval": _("Interval") + " (95%)",
             "rate": _("Outcome rate"),
         },
         "outcome": outcome,

@@ -114,9 +114,9 @@ def task_complete(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             _add_errors(form, exc)
     if _htmx(request) and request.POST.get("from") == "row":
-        context = _row_context(request, task, complete_form=form, just_done=not form.errors)
-        status = 400 if form.errors else 200
-        return render(request, "playbooks/tasks/_row.html", context, status=status)
+        # htmx swaps only 2xx answers: the row carries its own error message.
+        context = _row_context(request, task, complete_form=form)
+        return render(request, "playbooks/tasks/_row.html", context)
     if form.errors:
         return _detail(request, task, complete_form=form, status=400)
     return _after_action(request, task, _("Task completed: {title}").format(title=task.title))
@@ -142,8 +142,9 @@ def _detail(request: HttpRequest, task: Task, *, status: int = 200, **forms: Any
         or ReassignForm(initial={"owner": task.owner_id}),
     }
     template = "playbooks/tasks/detail.html"
-    if _htmx(request) and request.POST.get("from") != "row":
-        template += "#main"
+    if _htmx(request):
+        # htmx swaps only 2xx answers: the section shows its forms' errors itself.
+        return render(request, template + "#main", context)
     return render(request, template, context, status=status)
 
 

@@ -76,7 +76,7 @@ def evaluate_signals(*, day: date, kinds: Sequence[str] | None = None) -> Signal
     rules = _rules(kinds)
     data = SignalData(start=day, end=day, rules={k: p for k, (_s, p) in rules.items()})
     try:
-        return _evaluate_day(day, rules, data, kinds)
+        return _evaluate_day(day, rules, data, kinds, None)
     finally:
         data.close()
 
@@ -96,14 +96,31 @@ def backfill_signals(
     data = SignalData(start=start, end=end, rules={k: p for k, (_s, p) in rules.items()})
     total = (end - start).days + 1
     result = SignalRunResult()
+    # The details of kept signals change daily; only the last day's matter, so a backfill
+    # writes them once at the end (the opening/closing decisions never read them).
+    pending: dict[int, tuple[dict[str, Any], str, str]] = {}
     try:
         for offset in range(total):
-            result += _evaluate_day(start + timedelta(days=offset), rules, data, kinds)
+            day = start + timedelta(days=offset)
+            result += _evaluate_day(day, rules, data, kinds, pending)
             if progress is not None:
                 progress("signals", offset + 1, total)
     finally:
         data.close()
+    _write_details(pending)
     return result
+
+
+def _write_details(pending: dict[int, tuple[dict[str, Any], str, str]]) -> None:
+    ids = sorted(pending)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(RiskSignal.objects.filter(pk__in=ids[start : start + _CHUNK]))
+        for signal in chunk:
+            details, _reason, severity = pending[signal.pk]
+            signal.details = details
+            signal.reason = _english_reason(signal.kind, details)
+            signal.severity = severity
+        RiskSignal.objects.bulk_update(chunk, ["details", "reason", "severity"])
 
 
 def _rules(kinds: Sequence[str] | None) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -121,6 +138,7 @@ def _evaluate_day(
     rules: dict[str, tuple[str, dict[str, Any]]],
     data: SignalData,
     kinds: Sequence[str] | None,
+    pending: dict[int, tuple[dict[str, Any], str, str]] | None,
 ) -> SignalRunResult:
     forget_metric_labels()
     found = conditions_on(day=day, rules={k: p for k, (_s, p) in rules.items()}, data=data)
@@ -129,7 +147,7 @@ def _evaluate_day(
         result += _close_disabled(day, rules, kinds)
         for kind, met in found.items():
             severity = rules[kind][0]
-            result += _apply(day, kind, severity, met)
+            result += _apply(day, kind, severity, met, pending)
     return result
 
 
@@ -155,12 +173,19 @@ def _close_disabled(
     return SignalRunResult(closed=len(stale))
 
 
-def _apply(day: date, kind: str, severity: str, met: dict[int, dict[str, Any]]) -> SignalRunResult:
+def _apply(
+    day: date,
+    kind: str,
+    severity: str,
+    met: dict[int, dict[str, Any]],
+    pending: dict[int, tuple[dict[str, Any], str, str]] | None,
+) -> SignalRunResult:
     open_now = {
         signal.customer_id: signal
         for signal in RiskSignal.objects.filter(kind=kind, closed_on__isnull=True)
     }
     kept: list[RiskSignal] = []
+    refreshed: list[RiskSignal] = []
     closing: list[RiskSignal] = []
     for customer_id, signal in open_now.items():
         if signal.opened_on > day:
@@ -171,21 +196,24 @@ def _apply(day: date, kind: str, severity: str, met: dict[int, dict[str, Any]]) 
             signal.resolution = Resolution.CLEARED
             closing.append(signal)
         else:
-            if day >= signal.last_seen_on:  # a re-run of an earlier day keeps the latest details
+            kept.append(signal)
+            if day < signal.last_seen_on:
+                continue  # a re-run of an earlier day keeps the later details
+            if pending is not None:
+                pending[signal.pk] = (details, "", severity)
+            else:
                 signal.details = details
                 signal.reason = _english_reason(kind, details)
-            signal.last_seen_on = max(signal.last_seen_on, day)
-            kept.append(signal)
-    RiskSignal.objects.bulk_update(kept, ["last_seen_on", "details", "reason"], batch_size=_CHUNK)
+                signal.severity = severity  # the rule's current severity
+                refreshed.append(signal)
+    _seen(day, [signal.pk for signal in kept if signal.last_seen_on < day])
+    RiskSignal.objects.bulk_update(refreshed, ["details", "reason", "severity"], batch_size=_CHUNK)
     RiskSignal.objects.bulk_update(closing, ["closed_on", "resolution"], batch_size=_CHUNK)
     _record_closed(closing, day)
 
     candidates = sorted(set(met) - set(open_now))
     covered = _covered(day, kind, candidates)
-    going_on = [signal for signal in covered.values() if signal.last_seen_on < day]
-    for signal in going_on:
-        signal.last_seen_on = day
-    RiskSignal.objects.bulk_update(going_on, ["last_seen_on"], batch_size=_CHUNK)
+    _seen(day, [signal.pk for signal in covered.values() if signal.last_seen_on < day])
     new = [
         RiskSignal(
             customer_id=customer_id,
@@ -202,6 +230,11 @@ def _apply(day: date, kind: str, severity: str, met: dict[int, dict[str, Any]]) 
     created = _create(new)
     _record_raised(created, day)
     return SignalRunResult(opened=len(created), kept=len(kept), closed=len(closing))
+
+
+def _seen(day: date, ids: list[int]) -> None:
+    for start in range(0, len(ids), _IDS):
+        RiskSignal.objects.filter(pk__in=ids[start : start + _IDS]).update(last_seen_on=day)
 
 
 def _covered(day: date, kind: str, customer_ids: list[int]) -> dict[int, RiskSignal]:

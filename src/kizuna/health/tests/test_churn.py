@@ -274,7 +274,8 @@ def test_logistic_model_finds_a_known_signal_and_beats_the_usage_drop_rule() -> 
     assert len(bins) == 10
     assert sum(b["count"] for b in bins) == backtest["rows"]
     assert bins[-1]["observed"] > bins[0]["observed"]
-    assert model.rows > 0 and model.positives >= churn.MIN_POSITIVES
+    assert model.rows > 0
+    assert model.positives >= churn.MIN_POSITIVES
     # Features without any value in the history (no NPS, signals, scores here) are left out.
     assert "nps" not in model.features
     assert "seat_utilisation_28d" in model.features

@@ -569,3 +569,14 @@ def test_reasons_are_worded_in_the_readers_language_from_the_details() -> None:
     assert english == "NPS answer of 3 on 2026-06-10 (a detractor: 6 or less)."
     with translation.override("en"):
         assert signal_reason("nps_detractor", {}) == "NPS detractor"  # details of another shape
+
+
+def test_an_open_signal_takes_the_rules_new_severity_the_next_day() -> None:
+    acme = customer("Acme")
+    Contact.objects.create(customer=acme, name="Aoki", role="admin", ended_on=d("2026-06-10"))
+    evaluate(d("2026-06-10"), "champion_left")
+    SignalRule.objects.filter(kind="champion_left").update(severity="medium")
+    evaluate(d("2026-06-11"), "champion_left")
+    [signal] = signals()
+    assert signal.severity == "medium"
+    assert signal.last_seen_on == d("2026-06-11")

@@ -583,3 +583,19 @@ def test_the_history_chart_draws_the_bands_behind_the_line() -> None:
     assert svg.count("<rect") == 3
     assert 'data-band="at_risk"' in svg
     assert "<circle" in svg  # a lone scored day is a dot
+
+
+def test_health_plugs_its_tabs_panel_column_and_daily_job_into_the_lower_contexts() -> None:
+    from kizuna.core.extensions import customer_list_columns, customer_panels, settings_tabs
+    from kizuna.core.jobs import daily_jobs
+
+    tabs = {tab.key: (tab.url_name, tab.capability) for tab in settings_tabs()}
+    assert tabs["health-scorecards"] == ("health:scorecards", "manage_health")
+    assert tabs["health-signals"] == ("health:signal-rules", "manage_health")
+    assert ("health", "health:customer-health") in {
+        (panel.key, panel.url_name) for panel in customer_panels()
+    }
+    assert "health" in {column.key for column in customer_list_columns()}
+    jobs = {job.key: job.order for job in daily_jobs()}
+    assert jobs["health"] == 40
+    assert jobs["onboarding"] < jobs["health"] < jobs.get("lifecycle", 50)

@@ -398,3 +398,26 @@ def test_an_overdue_required_milestone_is_written_to_the_timeline_once_and_fires
     runner.run_cycle()
     assert PlaybookRun.objects.get().playbook_id == playbook.pk
     assert Task.objects.get().owner == csm
+
+
+@pytest.mark.django_db
+def test_a_playbook_that_cannot_be_evaluated_does_not_stop_the_others() -> None:
+    acme = make_customer("Acme")
+    broken = {"field": "no_such_field", "op": "=", "value": 1}  # stored by hand, never validated
+    for kind, params in (
+        (TriggerKind.TIMELINE, {"kinds": ["customer.created"]}),
+        (TriggerKind.SCHEDULE, {"every": "week", "weekday": 0}),
+    ):
+        make_playbook(
+            f"broken-{kind}", kind, params, [TASK], enabled_at=at(DAY, 8), condition=broken
+        )
+        make_playbook(f"fine-{kind}", kind, params, [TASK], enabled_at=at(DAY, 8))
+    entry(acme, TimelineKind.CUSTOMER_CREATED, at(DAY, 9))
+
+    result = runner.run_cycle(now=at(DAY, 10))
+
+    assert result.runs == 2
+    assert set(PlaybookRun.objects.values_list("playbook__key", flat=True)) == {
+        "fine-timeline",
+        "fine-schedule",
+    }

@@ -185,6 +185,15 @@ def test_a_task_cannot_go_to_an_inactive_user(people: dict[str, User]) -> None:
     assert "owner" in caught.value.message_dict
 
 
+def test_a_viewer_cannot_own_a_task(people: dict[str, User]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        tasks.create_task(customer=customer_of(people), title="Call", owner=people["viewer"])
+    assert "owner" in caught.value.message_dict
+    task = tasks.create_task(customer=customer_of(people), title="Call")
+    with pytest.raises(ValidationError):
+        tasks.reassign_task(task=task, owner=people["viewer"], user=people["manager"])
+
+
 # --- Edits ---------------------------------------------------------------------------------------
 
 
@@ -429,3 +438,11 @@ def test_the_cli_refuses_to_complete_a_finished_task(people: dict[str, User]) ->
     tasks.cancel_task(task=task, user=None)
     with pytest.raises(CommandError, match="already cancelled"):
         run_cli("complete", str(task.pk))
+
+
+def test_the_daily_jobs_wake_snoozed_tasks_before_the_playbooks_run() -> None:
+    from kizuna.core.jobs import daily_jobs
+
+    jobs = {job.key: job for job in daily_jobs()}
+    assert jobs["tasks-wake"].run is tasks.wake_snoozed
+    assert jobs["tasks-wake"].order == 59  # the playbook runner's daily pass is 60

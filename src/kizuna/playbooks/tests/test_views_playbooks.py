@@ -372,3 +372,61 @@ def test_webhooks_need_manage_playbooks(make_user: Callable[..., User]) -> None:
     assert csm.get(reverse("playbooks:webhooks")).status_code == 403
     settings_page = html(csm.get(reverse("core:settings")))
     assert reverse("playbooks:webhooks") not in settings_page
+
+
+def _editor_post(playbook: Playbook) -> dict[str, Any]:
+    """What the editor posts back when nothing is changed (built from its own forms)."""
+    from kizuna.playbooks.forms_playbooks import PlaybookForm, slots_from_playbook, trigger_form
+
+    form = PlaybookForm(playbook=playbook)
+    data: dict[str, Any] = {
+        key: value for key, value in form.initial.items() if value not in (None, [])
+    }
+    tform = trigger_form(playbook.trigger_kind, params=playbook.trigger_params)
+    data.update({f"trigger-{key}": value for key, value in tform.initial.items()})
+    for slot in slots_from_playbook(playbook):
+        data[f"a{slot.index}-kind"] = slot.kind
+        data[f"a{slot.index}-delay_days"] = slot.delay_days
+        for item in slot.inputs():
+            if item["spec"].kind == "bool":
+                if item["value"]:
+                    data[item["name"]] = "on"
+            elif item["value"] not in ("", None):
+                data[item["name"]] = item["value"]
+    return data
+
+
+def test_every_ready_playbook_survives_a_round_trip_through_the_editor(
+    admin_client: Client,
+) -> None:
+    WebhookEndpoint.objects.create(name="Team chat", url="https://chat.example/hook")
+    for playbook in library.install_library():
+        before = (
+            playbook.trigger_params,
+            playbook.condition,
+            playbook.outcome,
+            playbook.holdout_share,
+            list(playbook.actions.values_list("kind", "params", "delay_days")),
+        )
+        url = reverse("playbooks:playbook-edit", args=[playbook.pk])
+        assert admin_client.get(url).status_code == 200
+        response = admin_client.post(url, _editor_post(playbook))
+        assert response.status_code == 302, (playbook.key, html(response)[-3000:])
+        playbook.refresh_from_db()
+        after = (
+            playbook.trigger_params,
+            playbook.condition,
+            playbook.outcome,
+            playbook.holdout_share,
+            list(playbook.actions.values_list("kind", "params", "delay_days")),
+        )
+        assert after == before, playbook.key
+
+
+def test_state_changes_never_redirect_off_the_site(admin_client: Client) -> None:
+    playbook = saved_playbook()
+    url = reverse("playbooks:playbook-state", args=[playbook.pk])
+    detail = reverse("playbooks:playbook-detail", args=[playbook.pk])
+    assert admin_client.post(url, {"action": "enable", "next": detail})["Location"] == detail
+    response = admin_client.post(url, {"action": "pause", "next": "https://evil.example/"})
+    assert response["Location"] == LIST

@@ -374,3 +374,37 @@ def test_strangers_are_sent_to_sign_in(acme: Customer) -> None:
     response = Client().get(reverse("playbooks:my-day"))
     assert response.status_code == 302
     assert "login" in response["Location"]
+
+
+def test_htmx_errors_come_back_as_a_swappable_fragment(
+    people: dict[str, User], acme: Customer
+) -> None:
+    """htmx swaps only 2xx answers, so a refused action answers 200 with the message inside."""
+    task = tasks.create_task(customer=acme, title="Call", owner=people["baba"])
+    client = as_user(people["baba"])
+    snooze = client.post(
+        reverse("playbooks:task-snooze", args=[task.pk]),
+        {"until": timezone.localdate().isoformat()},
+        headers=HTMX,
+    )
+    assert snooze.status_code == 200
+    assert "Snooze until a day after today." in html(snooze)
+    assert "<html" not in html(snooze)
+    tasks.cancel_task(task=task, user=people["baba"])
+    row = client.post(
+        reverse("playbooks:task-complete", args=[task.pk]), {"from": "row"}, headers=HTMX
+    )
+    assert row.status_code == 200
+    assert "This task is cancelled; reopen it first." in html(row)
+
+
+def test_the_customer_panel_new_task_link_returns_to_the_customer(
+    people: dict[str, User], acme: Customer
+) -> None:
+    fragment = html(
+        as_user(people["aoki"]).get(
+            reverse("playbooks:customer-tasks", args=[acme.pk]), headers=HTMX
+        )
+    )
+    customer_url = reverse("customers:detail", args=[acme.pk])
+    assert f"customer={acme.pk}&amp;next={customer_url}" in fragment

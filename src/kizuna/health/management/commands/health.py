@@ -223,8 +223,8 @@ class Command(BaseCommand):
     # --- train -----------------------------------------------------------------------------------
 
     def _train(self, options: dict[str, Any]) -> None:
-        from kizuna.health.api import model_out
         from kizuna.health.churn import train_model
+        from kizuna.health.presentation import model_json
 
         cli_user(options["user"], Capability.MANAGE_HEALTH)
         day = _day("--as-of", options["as_of"]) or timezone.localdate()
@@ -246,7 +246,7 @@ class Command(BaseCommand):
                 self.stdout.write(json.dumps(data))
                 return
             raise CommandError(f"the model could not be trained: {model.error}")
-        out = model_out(model)
+        out = model_json(model)
         auc, baseline = out["auc"], out["baseline_auc"]
         verdict = ""
         if out["beats_baseline"] is False:
