@@ -170,21 +170,27 @@ def _dip_episodes(truth: dict[str, Any], start: date, end: date) -> Any:
     import pandas as pd
 
     weekly = truth["engagement"].sort_values(["external_id", "week_start"]).copy()
+    weekly["week_start"] = pd.to_datetime(weekly["week_start"])
     grouped = weekly.groupby("external_id")["engagement"]
     now = grouped.transform(lambda s: s.rolling(4).mean())
     before = grouped.transform(lambda s: s.shift(4).rolling(4).mean())
     weekly["dip"] = (before > 0.05) & (now > 0) & (now <= (1 - DIP_FALL) * before)
-    weekly = weekly[(weekly["week_start"] >= start) & (weekly["week_start"] <= end)]
+    weekly = weekly[
+        (weekly["week_start"] >= pd.Timestamp(start)) & (weekly["week_start"] <= pd.Timestamp(end))
+    ]
     dips = weekly[weekly["dip"]].copy()
     if dips.empty:
         return pd.DataFrame(columns=["external_id", "first", "last"])
-    dips["gap"] = dips.groupby("external_id")["week_start"].diff().ne(pd.Timedelta(days=7))
+    dips["gap"] = dips.groupby("external_id")["week_start"].diff().dt.days.ne(7)
     dips["episode"] = dips["gap"].cumsum()
-    return (
+    episodes = (
         dips.groupby(["external_id", "episode"])["week_start"]
         .agg(first="min", last="max")
         .reset_index()
     )
+    episodes["first"] = episodes["first"].dt.date
+    episodes["last"] = episodes["last"].dt.date
+    return episodes
 
 
 def _usage_drops(truth: dict[str, Any], signals: Any, start: date, end: date) -> dict[str, Any]:

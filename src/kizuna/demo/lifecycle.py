@@ -605,7 +605,7 @@ def write_overrides(ctx: "LoadContext", stories: Mapping[int, Story]) -> None:
     if recent is not None:
         chosen.append((
             recent, HIGH,
-            "5週間前の管理者交代以降、利用が減少している。新任の管理者へのトレーニングが終わるまで、"
+            "3週間前の管理者交代以降、利用が減少している。新任の管理者へのトレーニングが終わるまで、"
             "ハイタッチで個別に支援する。",
             ctx.today - timedelta(days=3), ctx.today + timedelta(days=45),
             by_id[recent].owners[1],

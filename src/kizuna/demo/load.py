@@ -67,6 +67,7 @@ from kizuna.demo.files import TRUTH_DIR, TruthWriter, csv_bytes
 from kizuna.demo.health import load_health
 from kizuna.demo.lifecycle import load_lifecycle
 from kizuna.demo.onboarding import load_onboarding
+from kizuna.demo.playbooks import load_playbooks
 from kizuna.demo.simulation import SimulatedCustomer, Simulator, add_months
 
 # (done, total) of the running stage; total 0 when unknown.
@@ -486,6 +487,7 @@ STAGES: list[Stage] = [
         gettext_lazy("Health scores, risk signals and the churn model"),
         load_health,
     ),
+    Stage("playbooks", gettext_lazy("Playbooks and their last 90 days"), load_playbooks),
     Stage("ground_truth", gettext_lazy("Writing the ground truth"), write_ground_truth),
 ]
 

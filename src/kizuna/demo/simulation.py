@@ -294,7 +294,7 @@ def plan_profiles(*, config: DemoConfig, seed: int, today: date, customers: int)
 def showcase_scripts(*, profiles: list[Profile], today: date) -> dict[int, Script]:
     """The customers that tell ``make demo``'s stories for sure (when the company is big enough).
 
-    - an administrator changed five weeks ago and nobody has trained the newcomer yet: usage fell;
+    - an administrator changed three weeks ago and nobody has trained the newcomer yet: usage fell;
     - an administrator changed four months ago, was trained five weeks later, usage recovered;
     - an enterprise account whose seats are full and engagement high: ripe for upsell;
     - an onboarding stalled at the data-source milestone two months in.
@@ -314,7 +314,7 @@ def showcase_scripts(*, profiles: list[Profile], today: date) -> dict[int, Scrip
         (
             lambda p: p.segment.touch_model == "low" and 400 <= age(p) <= 900,
             Script("admin_changed_recently", fit=0.75, stays=True, random_departures=False,
-                   departures=((35, ADMIN, None),)),
+                   departures=((23, ADMIN, None),)),
         ),
         (
             lambda p: p.segment.touch_model == "high" and 400 <= age(p) <= 900,

@@ -464,6 +464,31 @@ class DropCorrelated:
         return self.fit(x, y).transform(x)
 
 
+class FillEmptyColumns:
+    """Sets the columns that had no value at all in training to 0 (gradient boosting cannot bin
+    a column without values; a feature stored only recently is empty in early backtests)."""
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {}
+
+    def set_params(self, **params: Any) -> "FillEmptyColumns":
+        return self
+
+    def fit(self, x: Floats, y: npt.NDArray[Any] | None = None) -> "FillEmptyColumns":
+        self.empty_ = np.isnan(x).all(axis=0)
+        return self
+
+    def transform(self, x: Floats) -> Floats:
+        if not self.empty_.any():
+            return x
+        filled = x.copy()
+        filled[:, self.empty_] = 0.0
+        return filled
+
+    def fit_transform(self, x: Floats, y: npt.NDArray[Any] | None = None) -> Floats:
+        return self.fit(x, y).transform(x)
+
+
 def make_estimator(kind: str) -> Any:
     """A fresh, unfitted estimator of the kind (single-threaded: the machines are shared)."""
     _sklearn()
@@ -474,14 +499,22 @@ def make_estimator(kind: str) -> Any:
     from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]
 
     if kind == ModelKind.GRADIENT_BOOSTING:
-        return HistGradientBoostingClassifier(
-            max_iter=100,
-            learning_rate=0.05,
-            max_leaf_nodes=8,
-            min_samples_leaf=50,
-            l2_regularization=1.0,
-            early_stopping=False,
-            random_state=0,
+        return Pipeline(
+            [
+                ("fill_empty", FillEmptyColumns()),
+                (
+                    "model",
+                    HistGradientBoostingClassifier(
+                        max_iter=100,
+                        learning_rate=0.05,
+                        max_leaf_nodes=8,
+                        min_samples_leaf=50,
+                        l2_regularization=1.0,
+                        early_stopping=False,
+                        random_state=0,
+                    ),
+                ),
+            ]
         )
     return Pipeline(
         [

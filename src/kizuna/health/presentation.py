@@ -123,7 +123,7 @@ def prediction(value: ChurnPrediction) -> dict[str, Any]:
     return {
         "prediction": value,
         "customer": value.customer,
-        "probability": percent(value.probability),
+        "probability": percent(value.probability, 0 if value.probability >= 0.1 else 1),
         "probability_value": value.probability,
         "drivers": [
             {

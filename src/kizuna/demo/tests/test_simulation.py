@@ -269,7 +269,7 @@ def test_the_stories_of_the_demo_are_there_for_sure() -> None:
     }  # fmt: skip
     recent = company["admin_changed_recently"]
     change = next(h for h in recent.happenings if h.kind == "admin_changed")
-    assert 28 <= (TODAY - change.day).days <= 42
+    assert 23 <= (TODAY - change.day).days <= 29
     assert "training" not in recent.kinds()
     assert recent.stage != "churned"
     admins = [p for p in recent.people if p.role == ADMIN]

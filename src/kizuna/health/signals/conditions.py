@@ -740,3 +740,15 @@ def conditions_on(
     finally:
         if own:
             source.close()
+
+
+def range_conditions(
+    *, start: date, end: date, rules: Rules, data: SignalData
+) -> dict[date, dict[str, dict[int, dict[str, Any]]]]:
+    """``conditions_on`` for every day of ``[start, end]`` (a backfill): ``{day: {kind:
+    {customer_id: details}}}``, equal day by day to what ``conditions_on`` gives."""
+    result: dict[date, dict[str, dict[int, dict[str, Any]]]] = {}
+    for n in range((end - start).days + 1):
+        day = start + timedelta(days=n)
+        result[day] = conditions_on(day=day, rules=rules, data=data)
+    return result

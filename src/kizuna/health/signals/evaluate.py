@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from kizuna.core.models import TimelineEntry, TimelineKind, User
 from kizuna.health.models import Resolution, RiskSignal, Severity, SignalKind
-from kizuna.health.signals.conditions import SignalData, conditions_on
+from kizuna.health.signals.conditions import SignalData, conditions_on, range_conditions
 from kizuna.health.signals.reasons import forget_metric_labels, signal_reason
 from kizuna.health.signals.rules import SignalError, enabled_rules, ensure_default_rules
 
@@ -91,36 +91,31 @@ def backfill_signals(
     """
     if start > end:
         raise SignalError("start", _("The start must not be after the end."))
+    from kizuna.health.signals.episodes import Episodes, replay
+
     ensure_default_rules()
     rules = _rules(kinds)
-    data = SignalData(start=start, end=end, rules={k: p for k, (_s, p) in rules.items()})
+    params = {k: p for k, (_s, p) in rules.items()}
+    judged = set(kinds) if kinds is not None else set(SignalKind.values)
     total = (end - start).days + 1
-    result = SignalRunResult()
-    # The details of kept signals change daily; only the last day's matter, so a backfill
-    # writes them once at the end (the opening/closing decisions never read them).
-    pending: dict[int, tuple[dict[str, Any], str, str]] = {}
+    data = SignalData(start=start, end=end, rules=params)
     try:
-        for offset in range(total):
-            day = start + timedelta(days=offset)
-            result += _evaluate_day(day, rules, data, kinds, pending)
-            if progress is not None:
-                progress("signals", offset + 1, total)
+        found = range_conditions(start=start, end=end, rules=params, data=data)
+        episodes = Episodes(kinds=judged, start=start)
+        replay(
+            days=[start + timedelta(days=n) for n in range(total)],
+            rules=rules,
+            judged=judged,
+            episodes=episodes,
+            found_on=found.__getitem__,
+            progress=None if progress is None else lambda done: progress("signals", done, total),
+        )
     finally:
         data.close()
-    _write_details(pending)
-    return result
-
-
-def _write_details(pending: dict[int, tuple[dict[str, Any], str, str]]) -> None:
-    ids = sorted(pending)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = list(RiskSignal.objects.filter(pk__in=ids[start : start + _CHUNK]))
-        for signal in chunk:
-            details, _reason, severity = pending[signal.pk]
-            signal.details = details
-            signal.reason = _english_reason(signal.kind, details)
-            signal.severity = severity
-        RiskSignal.objects.bulk_update(chunk, ["details", "reason", "severity"])
+    episodes.write(english_reason=_english_reason, create=_create, moment=_moment)
+    return SignalRunResult(
+        opened=episodes.opened, kept=episodes.kept, closed=episodes.closed_count, days=total
+    )
 
 
 def _rules(kinds: Sequence[str] | None) -> dict[str, tuple[str, dict[str, Any]]]:

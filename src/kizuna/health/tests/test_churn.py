@@ -377,11 +377,21 @@ def test_latest_predictions_take_each_customers_latest_day() -> None:
 def test_gradient_boosting_is_stored_under_the_data_directory_and_predicts(
     isolated_data_dir: Path,
 ) -> None:
-    make_world(customers=300, signal=True, seed=7)
+    world = make_world(customers=300, signal=True, seed=7)
+    # Scores stored only for the last months: the feature is empty in the early backtests.
+    version = ScorecardVersion.objects.create(
+        scorecard=Scorecard.objects.create(name="S"), number=1, status="published"
+    )
+    HealthScore.objects.bulk_create(
+        HealthScore(customer_id=cid, day=day, version=version, score=100 * (1 - world.risk[cid]))
+        for day in churn.month_starts(d("2025-08-01"), d("2025-12-01"))
+        for cid in world.customer_ids
+    )
 
     model = churn.train_model(as_of=AS_OF, kind=ModelKind.GRADIENT_BOOSTING)
 
     assert model.error == ""
+    assert "health_score" in model.features
     assert model.backtest["auc"] > 0.65
     path = isolated_data_dir / model.parameters["estimator"]
     assert path.is_file()

@@ -224,7 +224,7 @@ def _progress(console: Console) -> Progress:
 def _render(summary: LoadSummary, seconds: float) -> str:
     stories: dict[str, Callable[[str], str]] = {
         "admin_changed_recently": lambda name: (
-            _("%(name)s: a new administrator five weeks ago, usage fell (Customer 360 → Usage)")
+            _("%(name)s: a new administrator three weeks ago, usage fell (Customer 360 → Usage)")
             % {"name": name}
         ),
         "admin_changed_and_trained": lambda name: (
