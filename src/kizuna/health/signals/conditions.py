@@ -259,6 +259,76 @@ class SignalData:
             for r in rows
         ]  # fmt: skip
 
+    def drops_by_measure_day(
+        self, measured: Iterable[date], params: Mapping[str, Any]
+    ) -> dict[date, list[_Drop]]:
+        """``drops`` for several measurement days at once (a backfill), for every customer (the
+        caller keeps those active on the judged day): ``{measurement day: drops}``."""
+        days = sorted(set(measured))
+        if not days:
+            return {}
+        self._load_metrics()
+        w = int(params["window_days"])
+        self.con.register("measured", pa.table({"m": pa.array(days, pa.date32())}))
+        rows = self.con.execute(
+            """
+            WITH v AS (SELECT customer_id, day, value FROM mv WHERE metric = $metric),
+            cur AS (
+                SELECT c.day AS m, c.customer_id, c.value AS now, p.value AS previous
+                FROM v c JOIN v p ON p.customer_id = c.customer_id AND p.day = c.day - $w
+                WHERE c.day IN (SELECT m FROM measured)
+                  AND c.value IS NOT NULL AND p.value >= $min_previous
+                  AND p.value > 0 AND c.value / p.value - 1 <= -$drop + $eps
+            ),
+            changes AS (
+                SELECT a.customer_id, a.day, a.value / b.value - 1 AS change
+                FROM v a JOIN v b ON b.customer_id = a.customer_id AND b.day = a.day - $w
+                WHERE a.value IS NOT NULL AND b.value >= $min_previous AND b.value > 0
+                  AND a.customer_id IN (SELECT customer_id FROM cur)
+            ),
+            hist AS (
+                SELECT cur.m, cur.customer_id, ch.change
+                FROM cur JOIN changes ch ON ch.customer_id = cur.customer_id
+                WHERE ch.day <= cur.m - $w AND ch.day > cur.m - $w - 7 * $weeks
+                  AND (cur.m - $w - ch.day) % 7 = 0
+            ),
+            base AS (
+                SELECT m, customer_id, median(change) AS usual,
+                       (quantile_cont(change, 0.75) - quantile_cont(change, 0.25)) / 1.349
+                           AS spread,
+                       count(*) AS points
+                FROM hist GROUP BY m, customer_id
+            ),
+            ly AS (
+                SELECT cur.m, cur.customer_id, a.value AS year_now, b.value AS year_previous
+                FROM cur
+                JOIN v a ON a.customer_id = cur.customer_id AND a.day = cur.m - $year
+                JOIN v b ON b.customer_id = cur.customer_id AND b.day = cur.m - $year - $w
+            )
+            SELECT cur.m, cur.customer_id, now, previous, usual, spread, coalesce(points, 0),
+                   year_now, year_previous
+            FROM cur LEFT JOIN base USING (m, customer_id) LEFT JOIN ly USING (m, customer_id)
+            ORDER BY cur.m, cur.customer_id
+            """,
+            {
+                "metric": str(params["metric"]),
+                "w": w,
+                "drop": float(params["drop_pct"]) / 100,
+                "min_previous": float(params["min_previous"]),
+                "weeks": int(params["baseline_weeks"]),
+                "year": YEAR_DAYS,
+                "eps": EPSILON,
+            },
+        ).fetchall()
+        self.con.unregister("measured")
+        found: dict[date, list[_Drop]] = {m: [] for m in days}
+        for r in rows:
+            found[r[0]].append(_Drop(
+                customer_id=int(r[1]), now=float(r[2]), previous=float(r[3]), usual=r[4],
+                spread=r[5], points=int(r[6]), year_now=r[7], year_previous=r[8],
+            ))  # fmt: skip
+        return found
+
     def below(
         self, day: date, metric: str, below: float, min_days: int
     ) -> tuple[date, list[tuple[int, float, date]]] | None:
@@ -409,6 +479,13 @@ def _drop_condition(
     if found is None:
         return None
     measured, drops = found
+    return _drop_details(drops, measured, params, active)
+
+
+def _drop_details(
+    drops: Iterable[_Drop], measured: date, params: Mapping[str, Any], active: set[int]
+) -> dict[int, dict[str, Any]]:
+    """The baseline and season tests on the drops measured on ``measured``, with details."""
     drop = float(params["drop_pct"]) / 100
     k = float(params["fluctuation_k"])
     floor = float(params["min_spread_pct"]) / 100
