@@ -657,14 +657,17 @@ def run_backtest(
     """Train on the past, predict the next period, for each of the last monthly cut-offs."""
     cutoffs = sorted(set(frame.days.tolist()))
     horizon = np.timedelta64(horizon_days, "D")
+    usable = [
+        cutoff
+        for cutoff in cutoffs
+        if _enough(frame.y[frame.days + horizon <= np.datetime64(cutoff, "D")])
+    ][-BACKTEST_PERIODS:]
     parts: list[tuple[npt.NDArray[np.bool_], Floats]] = []
     periods = []
-    for cutoff in cutoffs:
+    for cutoff in usable:
         m = np.datetime64(cutoff, "D")
         train = frame.days + horizon <= m
         test = frame.days == m
-        if not test.any() or not _enough(frame.y[train]):
-            continue
         estimator = make_estimator(kind).fit(frame.x[train], frame.y[train])
         probability = _predict(estimator, frame.x[test])
         parts.append((test, probability))
@@ -678,7 +681,6 @@ def run_backtest(
                 "auc": roc_auc(frame.y[test], probability),
             }
         )
-    parts, periods = parts[-BACKTEST_PERIODS:], periods[-BACKTEST_PERIODS:]
     if not parts:
         empty = np.zeros(0)
         return Backtest(

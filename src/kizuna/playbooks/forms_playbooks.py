@@ -175,12 +175,30 @@ class TriggerParamsForm(forms.Form):
 
     prefix = "trigger"
 
+    cooldown_days = forms.IntegerField(
+        label=gettext_lazy("Not again for the same customer within (days)"),
+        required=False,
+        min_value=0,
+        max_value=365,
+        help_text=gettext_lazy(
+            "Empty or 0: every occurrence counts. E.g. 30: a signal that flickers open and "
+            "closed does not make a second task within a month."
+        ),
+    )
+
     @classmethod
     def initial_from(cls, params: Mapping[str, Any]) -> dict[str, Any]:
         return dict(params)
 
     def to_params(self) -> dict[str, Any]:
         return {key: value for key, value in self.cleaned_data.items() if value not in ("", None)}
+
+    def params(self) -> dict[str, Any]:
+        """``to_params`` with the cooldown every kind shares (left out when 0 or empty)."""
+        params = {key: value for key, value in self.to_params().items() if key != "cooldown_days"}
+        if self.cleaned_data.get("cooldown_days"):
+            params["cooldown_days"] = self.cleaned_data["cooldown_days"]
+        return params
 
 
 def _timeline_kind_choices() -> list[tuple[str, str]]:
@@ -289,7 +307,7 @@ class ScheduleTriggerForm(TriggerParamsForm):
         ],
     )
     weekday = forms.TypedChoiceField(
-        label=gettext_lazy("On"), choices=WEEKDAYS, coerce=int, initial=0
+        label=gettext_lazy("Weekday"), choices=WEEKDAYS, coerce=int, initial=0
     )
     nth = forms.TypedChoiceField(
         label=gettext_lazy("Which one in the month or quarter"),
@@ -340,7 +358,9 @@ def trigger_form(
     form_class = TRIGGER_FORMS.get(kind, TimelineTriggerForm)
     if data is not None:
         return form_class(data)
-    return form_class(initial=form_class.initial_from(params or {}))
+    initial = form_class.initial_from(params or {})
+    initial["cooldown_days"] = (params or {}).get("cooldown_days", "")
+    return form_class(initial=initial)
 
 
 # --- Actions --------------------------------------------------------------------------------

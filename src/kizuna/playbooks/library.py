@@ -402,8 +402,9 @@ def install_library(
         if playbook is None:
             data = entry_input(entry)
             if Playbook.objects.filter(key=entry.key).exists():
-                # A hand-made playbook took the key: the library one gets a numbered key.
-                data = replace(data, key="")
+                # A hand-made playbook took the key: the library one gets a numbered key
+                # (made from the entry's key, not its name, which may be in Japanese).
+                data = replace(data, key=services.unique_key(entry.key))
             playbook = services.save_playbook(data=data, actions=entry_actions(entry), user=user)
         if enable and not playbook.enabled:
             playbook = services.enable_playbook(playbook=playbook, user=user)

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class TaskType(models.TextChoices):
@@ -17,7 +18,7 @@ class TaskType(models.TextChoices):
     RISK = "risk", _("Risk")
     ADOPTION = "adoption", _("Adoption")
     EXPANSION = "expansion", _("Expansion")
-    RENEWAL = "renewal", _("Renewal")
+    RENEWAL = "renewal", pgettext_lazy("task type", "Renewal")
     OTHER = "other", _("Other")
 
 
@@ -29,7 +30,7 @@ class TaskPriority(models.IntegerChoices):
 
 
 class TaskStatus(models.TextChoices):
-    OPEN = "open", _("Open")
+    OPEN = "open", pgettext_lazy("task status", "Open")
     IN_PROGRESS = "in_progress", _("In progress")
     DONE = "done", _("Done")
     CANCELLED = "cancelled", _("Cancelled")

@@ -133,20 +133,45 @@ def decide(playbook: Playbook, occurrences: Iterable[Occurrence]) -> list[Decisi
         seen.add((occurrence.customer_id, occurrence.key))
         by_day[occurrence.day].append(occurrence)
     decisions: list[Decision] = []
+    cooldown = triggers.cooldown_days(playbook)
+    last_fired = _last_fired(playbook, min(by_day), cooldown) if cooldown and by_day else {}
     for day in sorted(by_day):
         found = by_day[day]
         allowed = triggers.eligible(playbook, [item.customer_id for item in found], day)
-        decisions.extend(
-            Decision(
-                occurrence=item,
-                held_out=is_held_out(
-                    playbook.pk, item.customer_id, item.key, playbook.holdout_share
-                ),
+        for item in found:
+            if item.customer_id not in allowed:
+                continue
+            if cooldown:
+                before = last_fired.get(item.customer_id)
+                if before is not None and (day - before).days < cooldown:
+                    continue
+                last_fired[item.customer_id] = day
+            decisions.append(
+                Decision(
+                    occurrence=item,
+                    held_out=is_held_out(
+                        playbook.pk, item.customer_id, item.key, playbook.holdout_share
+                    ),
+                )
             )
-            for item in found
-            if item.customer_id in allowed
-        )
     return decisions
+
+
+def _last_fired(playbook: Playbook, first_day: date, cooldown: int) -> dict[int, date]:
+    """Each customer's latest run of the playbook within ``cooldown`` days before ``first_day``
+    (held-out runs count: the customer was picked then, and left alone on purpose)."""
+    if playbook.pk is None:
+        return {}
+    rows = (
+        PlaybookRun.objects.filter(
+            playbook_id=playbook.pk,
+            triggered_on__gt=first_day - timedelta(days=cooldown),
+            triggered_on__lte=first_day,
+        )
+        .values("customer_id")
+        .annotate(last=Max("triggered_on"))
+    )
+    return {row["customer_id"]: row["last"] for row in rows}
 
 
 # --- Firing --------------------------------------------------------------------------------

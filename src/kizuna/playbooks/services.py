@@ -234,6 +234,11 @@ def check_playbook(*, data: PlaybookInput, actions: Sequence[ActionInput]) -> Ch
     )
 
 
+def unique_key(wanted: str) -> str:
+    """``wanted`` as a slug, numbered (``-2``, ``-3``…) when a playbook already holds it."""
+    return _unique_key(wanted, "", exclude=None)
+
+
 def _unique_key(wanted: str, name: str, *, exclude: int | None) -> str:
     base = slugify(wanted or name)[:90] or "playbook"
     others = Playbook.objects.filter(key__startswith=base)

@@ -216,6 +216,11 @@ _VALIDATORS = {
 }
 
 
+# A playbook may hold back for a while after it fired for a customer (a signal that flickers, a
+# metric hovering around its threshold): at most a year.
+MAX_COOLDOWN_DAYS = 365
+
+
 def validate_trigger(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters of a ``kind`` trigger, checked and normalised (what to store).
 
@@ -227,7 +232,27 @@ def validate_trigger(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
         )
     if not isinstance(params, Mapping):
         raise TriggerError("", _("Give the trigger's parameters as keys and values."))
-    return _VALIDATORS[TriggerKind(kind)](params)
+    params = dict(params)
+    cooldown = params.pop("cooldown_days", None)
+    checked = _VALIDATORS[TriggerKind(kind)](params)
+    if cooldown not in (None, "", 0):
+        try:
+            days = int(cooldown)
+        except (TypeError, ValueError):
+            days = -1
+        if not 0 <= days <= MAX_COOLDOWN_DAYS or isinstance(cooldown, bool):
+            raise TriggerError(
+                "cooldown_days",
+                _("Give a whole number of days from 0 to {most}.").format(most=MAX_COOLDOWN_DAYS),
+            )
+        if days:
+            checked["cooldown_days"] = days
+    return checked
+
+
+def cooldown_days(playbook: Playbook) -> int:
+    """Days during which the playbook does not fire again for a customer it fired for (0: none)."""
+    return int((playbook.trigger_params or {}).get("cooldown_days") or 0)
 
 
 # --- Describing -----------------------------------------------------------------------------
@@ -285,7 +310,7 @@ def describe_trigger(playbook: Playbook) -> str:
             elif offset < 0:
                 parts.append(_("{n} days before").format(n=-offset))
             else:
-                parts.append(_("on"))
+                parts.append(_("on the day of"))
         return _("{when} {date}").format(when=" / ".join(parts), date=which)
     if kind == TriggerKind.SCHEDULE:
         every = params.get("every")

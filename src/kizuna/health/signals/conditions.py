@@ -103,6 +103,12 @@ class SignalData:
         self._events_loaded = False
         self._first_start: dict[int, date] | None = None
         self._admin_users: dict[str, tuple[int | None, str]] | None = None
+        self._first_uses: list[tuple[int, str, date]] | None = None
+        self._first_use_days: list[date] = []
+        # A backfill (``range_conditions``) reads people and NPS answers once for the range.
+        self.ranged = False
+        self._contacts: dict[tuple[str, tuple[str, ...]], tuple[list[date], list[Any]]] = {}
+        self._nps: tuple[list[datetime], list[tuple[int, int, datetime, Any]]] | None = None
 
     def close(self) -> None:
         self.con.close()
@@ -415,12 +421,47 @@ class SignalData:
     def first_uses(self, since: date, before: date) -> list[tuple[int, str, date]]:
         """(customer, user, first day) of the users first seen in ``[since, before)``."""
         self._load_events()
-        rows = self.con.execute(
-            "SELECT customer_id, user_key, first_day FROM first_use "
-            "WHERE first_day >= ? AND first_day < ? ORDER BY customer_id, first_day, user_key",
-            [since, before],
-        ).fetchall()
-        return [(int(c), str(u), d) for c, u, d in rows]
+        if self._first_uses is None:
+            rows = self.con.execute(
+                "SELECT customer_id, user_key, first_day FROM first_use ORDER BY first_day"
+            ).fetchall()
+            self._first_uses = [(int(c), str(u), d) for c, u, d in rows]
+            self._first_use_days = [d for _c, _u, d in self._first_uses]
+        low = bisect.bisect_left(self._first_use_days, since)
+        high = bisect.bisect_left(self._first_use_days, before)
+        return sorted(self._first_uses[low:high], key=lambda r: (r[0], r[2], r[1]))
+
+    def contacts(
+        self, field: str, roles: Iterable[str], since: date, before: date, customers: set[int]
+    ) -> list[dict[str, Any]]:
+        """As ``_contact_rows`` from the contacts read once (a backfill)."""
+        key = (field, tuple(sorted(roles)))
+        if key not in self._contacts:
+            rows = list(
+                Contact.objects.filter(role__in=list(key[1]), **{f"{field}__isnull": False})
+                .order_by(field, "customer_id", "id")
+                .values("id", "customer_id", "name", "role", "product_user_id", field)
+            )
+            self._contacts[key] = ([row[field] for row in rows], rows)
+        dates, rows = self._contacts[key]
+        low, high = bisect.bisect_left(dates, since), bisect.bisect_left(dates, before)
+        found = sorted(rows[low:high], key=lambda row: (row["customer_id"], row[field], row["id"]))
+        return [row for row in found if row["customer_id"] in customers]
+
+    def nps_answers(self, since: datetime, until: datetime) -> list[tuple[int, int, datetime, Any]]:
+        """NPS answers in ``[since, until)`` from those read once for the range (a backfill),
+        ordered as the daily query orders them."""
+        if self._nps is None:
+            rows = list(
+                TimelineEntry.objects.filter(kind=NPS_KIND, occurred_at__lt=_day_start(
+                    self.end + timedelta(1)))
+                .order_by("occurred_at", "id")
+                .values_list("customer_id", "id", "occurred_at", "payload")
+            )  # fmt: skip
+            self._nps = ([row[2] for row in rows], rows)
+        moments, answers = self._nps
+        low, high = bisect.bisect_left(moments, since), bisect.bisect_left(moments, until)
+        return sorted(answers[low:high], key=lambda row: (row[0], row[2], row[1]))
 
     def admin_users(self) -> dict[str, tuple[int | None, str]]:
         """Product users who are administrators: ``user_id → (contact id, name)``.
@@ -564,8 +605,15 @@ def _no_login(
 
 
 def _contact_rows(
-    field: str, roles: Iterable[str], since: date, before: date, customers: set[int]
+    data: SignalData,
+    field: str,
+    roles: Iterable[str],
+    since: date,
+    before: date,
+    customers: set[int],
 ) -> list[dict[str, Any]]:
+    if data.ranged:
+        return data.contacts(field, roles, since, before, customers)
     rows = (
         Contact.objects.filter(
             role__in=list(roles), **{f"{field}__gte": since, f"{field}__lt": before}
@@ -582,7 +630,7 @@ def _champion_left(
     within = int(params["within_days"])
     result: dict[int, dict[str, Any]] = {}
     since, until = day - timedelta(within - 1), day + timedelta(1)
-    rows = _contact_rows("ended_on", params["roles"], since, until, active)
+    rows = _contact_rows(data, "ended_on", params["roles"], since, until, active)
     for row in rows:
         entry = result.setdefault(row["customer_id"], {"within_days": within, "people": []})
         entry["people"].append(
@@ -614,8 +662,8 @@ def _new_admin(
         entry = result.setdefault(customer_id, {"within_days": within, "people": []})
         entry["people"].append(person)
 
-    for row in _contact_rows("started_on", ["admin"], since + timedelta(1), day + timedelta(1),
-                             active):  # fmt: skip
+    for row in _contact_rows(data, "started_on", ["admin"], since + timedelta(1),
+                             day + timedelta(1), active):  # fmt: skip
         if settled(row["customer_id"], row["started_on"]):
             seen_contacts.add(row["id"])
             add(row["customer_id"], {
@@ -679,15 +727,16 @@ def _nps_detractor(
 ) -> dict[int, dict[str, Any]]:
     within = int(params["within_days"])
     max_score = int(params["max_score"])
-    rows = (
-        TimelineEntry.objects.filter(
-            kind=NPS_KIND,
-            occurred_at__gte=_day_start(day - timedelta(within - 1)),
-            occurred_at__lt=_day_start(day + timedelta(1)),
+    since, until = _day_start(day - timedelta(within - 1)), _day_start(day + timedelta(1))
+    rows: Iterable[tuple[int, int, datetime, Any]]
+    if data.ranged:
+        rows = data.nps_answers(since, until)
+    else:
+        rows = (
+            TimelineEntry.objects.filter(kind=NPS_KIND, occurred_at__gte=since, occurred_at__lt=until)
+            .order_by("customer_id", "occurred_at", "id")
+            .values_list("customer_id", "id", "occurred_at", "payload")
         )
-        .order_by("customer_id", "occurred_at", "id")
-        .values_list("customer_id", "id", "occurred_at", "payload")
-    )
     latest: dict[tuple[int, str], tuple[int, date, dict[str, Any]]] = {}
     for customer_id, pk, occurred_at, payload in rows:
         if customer_id not in active or not isinstance(payload, dict):
@@ -819,13 +868,209 @@ def conditions_on(
             source.close()
 
 
+
+
+def _active_by_day(days: list[date]) -> dict[date, set[int]]:
+    """The customers in service on each day (as ``SignalData.active_customers``)."""
+    subscriptions = list(
+        Subscription.objects.order_by().values_list("customer_id", "start_date", "end_date")
+    )
+    return {
+        day: {c for c, begin, end in subscriptions if begin <= day and (end is None or end > day)}
+        for day in days
+    }
+
+
+def _grid(data: SignalData, active: Mapping[date, set[int]]) -> None:
+    """The DuckDB table ``grid`` (day, customer_id, first_start) of the active customers."""
+    starts = data.first_start()
+    pairs = [(day, c) for day, ids in active.items() for c in sorted(ids)]
+    data.con.register("grid_arrow", pa.table({
+        "day": pa.array([day for day, _c in pairs], pa.date32()),
+        "customer_id": pa.array([c for _d, c in pairs], pa.int64()),
+        "first_start": pa.array([starts.get(c) for _d, c in pairs], pa.date32()),
+    }))  # fmt: skip
+    data.con.execute("CREATE OR REPLACE TABLE grid AS SELECT * FROM grid_arrow")
+    data.con.unregister("grid_arrow")
+
+
+def _no_login_range(
+    data: SignalData, days: list[date], params: Mapping[str, Any]
+) -> dict[date, dict[int, dict[str, Any]] | None]:
+    """``_no_login`` for every day (``grid`` holds the active customers)."""
+    data._load_events()
+    length = int(params["days"])
+    [(first_login,)] = data.con.execute("SELECT min(event_date) FROM login_days").fetchall()
+    rows = data.con.execute(
+        """
+        SELECT g.day, g.customer_id, l.event_date, g.first_start
+        FROM grid g ASOF LEFT JOIN login_days l
+          ON l.customer_id = g.customer_id AND g.day > l.event_date
+        WHERE g.first_start <= g.day - $days
+          AND (l.event_date IS NULL OR l.event_date < g.day - $days)
+        ORDER BY g.day, g.customer_id
+        """,
+        {"days": length},
+    ).fetchall()
+    result: dict[date, dict[int, dict[str, Any]] | None] = {
+        day: {} if first_login is not None and first_login < day else None for day in days
+    }
+    for day, customer_id, seen, first in rows:
+        met = result[day]
+        if met is None:
+            continue
+        met[int(customer_id)] = {
+            "days": length,
+            "last_login": seen.isoformat() if seen else None,
+            "days_since": (day - seen).days if seen else None,
+            "since_start": (day - first).days,
+        }
+    return result
+
+
+def _low_seat_range(
+    data: SignalData,
+    days: list[date],
+    measured: Mapping[date, date | None],
+    params: Mapping[str, Any],
+    active: Mapping[date, set[int]],
+) -> dict[date, dict[int, dict[str, Any]] | None]:
+    """``_low_seat_utilisation`` for every day, from one read of the measurement days."""
+    below = float(params["below"])
+    min_days = int(params["min_days_since_start"])
+    wanted = sorted({m for m in measured.values() if m is not None})
+    values: dict[date, list[tuple[int, float]]] = {m: [] for m in wanted}
+    if wanted:
+        data._load_metrics()
+        for m, customer_id, value in data.con.execute(
+            "SELECT day, customer_id, value FROM mv WHERE metric = ? AND list_contains(?, day) "
+            "AND value < ? ORDER BY day, customer_id",
+            [SEAT_METRIC, wanted, below],
+        ).fetchall():
+            values[m].append((int(customer_id), float(value)))
+    starts = data.first_start()
+    result: dict[date, dict[int, dict[str, Any]] | None] = {}
+    for day in days:
+        m = measured[day]
+        if m is None:
+            result[day] = None
+            continue
+        limit = day - timedelta(min_days)
+        met: dict[int, dict[str, Any]] = {}
+        for customer_id, value in values[m]:
+            first = starts.get(customer_id)
+            if customer_id not in active[day] or first is None or first > limit:
+                continue
+            met[customer_id] = {
+                "metric": SEAT_METRIC,
+                "value": round(value, 4),
+                "below": below,
+                "measured_on": m.isoformat(),
+                "days_since_start": (day - first).days,
+            }
+        result[day] = met
+    return result
+
+
+def _renewal_range(
+    data: SignalData, days: list[date], params: Mapping[str, Any], active: Mapping[date, set[int]]
+) -> dict[date, dict[int, dict[str, Any]]]:
+    """``_renewal_at_risk`` for every day: the renewals within the window, with the latest
+    score before each day (DuckDB ASOF join)."""
+    within = int(params["within_days"])
+    ends = list(
+        Subscription.objects.filter(end_date__isnull=False, start_date__lte=days[-1],
+                                    end_date__gt=days[0])
+        .order_by().values_list("customer_id", "start_date", "end_date")
+    )  # fmt: skip
+    customers = sorted({c for c, _s, _e in ends})
+    scores = list(
+        HealthScore.objects.filter(customer_id__in=customers, day__lt=days[-1])
+        .order_by().values_list("customer_id", "day", "band", "score")
+    ) if customers else []  # fmt: skip
+    con = data.con
+    con.register("ends", pa.table({
+        "customer_id": pa.array([c for c, _s, _e in ends], pa.int64()),
+        "start_date": pa.array([s for _c, s, _e in ends], pa.date32()),
+        "end_date": pa.array([e for _c, _s, e in ends], pa.date32()),
+    }))  # fmt: skip
+    con.register("scores", pa.table({
+        "customer_id": pa.array([c for c, *_r in scores], pa.int64()),
+        "day": pa.array([d for _c, d, *_r in scores], pa.date32()),
+        "band": pa.array([b for _c, _d, b, _s in scores], pa.string()),
+        "score": pa.array([None if s is None else float(s) for *_r, s in scores], pa.float64()),
+    }))  # fmt: skip
+    con.register("days", pa.table({"day": pa.array(days, pa.date32())}))
+    rows = con.execute(
+        """
+        WITH ren AS (
+            SELECT g.day, s.customer_id, min(s.end_date) AS renewal_date
+            FROM days g JOIN ends s
+              ON s.start_date <= g.day AND s.end_date > g.day AND s.end_date <= g.day + $within
+            GROUP BY g.day, s.customer_id
+        )
+        SELECT r.day, r.customer_id, r.renewal_date, h.band, h.score, h.day
+        FROM ren r ASOF JOIN scores h ON h.customer_id = r.customer_id AND r.day > h.day
+        WHERE list_contains($bands, h.band)
+        ORDER BY r.day, r.customer_id
+        """,
+        {"within": within, "bands": list(params["bands"])},
+    ).fetchall()
+    for name in ("ends", "scores", "days"):
+        con.unregister(name)
+    result: dict[date, dict[int, dict[str, Any]]] = {day: {} for day in days}
+    for day, customer_id, renewal_date, band, score, score_day in rows:
+        if customer_id not in active[day]:
+            continue
+        result[day][int(customer_id)] = {
+            "renewal_date": renewal_date.isoformat(),
+            "days_to_renewal": (renewal_date - day).days,
+            "within_days": within,
+            "band": band,
+            "score": None if score is None else round(float(score), 1),
+            "score_day": score_day.isoformat(),
+        }
+    return result
+
+
 def range_conditions(
     *, start: date, end: date, rules: Rules, data: SignalData
 ) -> dict[date, dict[str, dict[int, dict[str, Any]]]]:
     """``conditions_on`` for every day of ``[start, end]`` (a backfill): ``{day: {kind:
-    {customer_id: details}}}``, equal day by day to what ``conditions_on`` gives."""
+    {customer_id: details}}}``, equal day by day to what ``conditions_on`` gives.
+
+    The kinds read from the lake (drops, no login, seat utilisation) and the renewals are
+    computed for the whole range in one query each; the others day by day on the people and
+    NPS answers read once.
+    """
+    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    measured = {day: data.measure_day(day) for day in days}
+    active = _active_by_day(days)
+    data.ranged = True
+    ranged: dict[str, Mapping[date, dict[int, dict[str, Any]] | None]] = {}
+    for kind, params in rules.items():
+        if kind in DROP_KINDS:
+            drops = data.drops_by_measure_day({m for m in measured.values() if m}, params)
+            ranged[kind] = {
+                day: None if m is None else _drop_details(drops[m], m, params, active[day])
+                for day, m in measured.items()
+            }
+        elif kind == SignalKind.NO_LOGIN:
+            _grid(data, active)
+            ranged[kind] = _no_login_range(data, days, params)
+        elif kind == SignalKind.LOW_SEAT_UTILISATION:
+            ranged[kind] = _low_seat_range(data, days, measured, params, active)
+        elif kind == SignalKind.RENEWAL_AT_RISK:
+            ranged[kind] = _renewal_range(data, days, params, active)
     result: dict[date, dict[str, dict[int, dict[str, Any]]]] = {}
-    for n in range((end - start).days + 1):
-        day = start + timedelta(days=n)
-        result[day] = conditions_on(day=day, rules=rules, data=data)
+    for day in days:
+        found: dict[str, dict[int, dict[str, Any]]] = {}
+        for kind, params in rules.items():
+            if kind in ranged:
+                met = ranged[kind][day]
+            else:
+                met = _CONDITIONS[SignalKind(kind)](data, day, params, active[day])
+            if met is not None:
+                found[kind] = met
+        result[day] = found
     return result

@@ -114,7 +114,7 @@ def test_a_hand_made_playbook_holding_the_key_does_not_block_the_install() -> No
         user=None,
     )  # fmt: skip
     (qbr,) = library.install_library(keys=["qbr-high-touch"])
-    assert (qbr.key, qbr.library_key) == ("quarterly-business-review-high-touch", "qbr-high-touch")
+    assert (qbr.key, qbr.library_key) == ("qbr-high-touch-2", "qbr-high-touch")
 
 
 # --- kizuna playbooks -------------------------------------------------------------------------

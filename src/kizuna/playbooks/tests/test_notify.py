@@ -308,3 +308,10 @@ def test_an_email_to_the_owner_goes_through_a_real_smtp_server(smtp: _Inbox) -> 
     skipped = ActionExecution.objects.get(status=ExecutionStatus.SKIPPED)
     assert skipped.run.customer == unowned
     assert PlaybookRun.objects.filter(status=RunStatus.DONE).count() == 2
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """Texts the engine builds (trigger summaries, messages) are compared in English."""
+    with translation.override("en"):
+        yield

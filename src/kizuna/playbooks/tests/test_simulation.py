@@ -45,7 +45,7 @@ def test_simulating_a_timeline_playbook_shows_what_the_live_run_then_does() -> N
         TriggerKind.TIMELINE,
         {"kinds": ["risk.raised"], "payload": {"kind": "usage_drop"}},
         [CHECK_IN, NOTE],
-        holdout_share=0.3,
+        holdout_share=0.5,
         condition=parse('touch_model != "tech"'),
     )
 

@@ -1,6 +1,7 @@
 """Triggers: parameters checked with the field named, described in words, and each kind's
 occurrences found on hand-made data; eligibility by segment, touch model and condition."""
 
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
@@ -279,3 +280,10 @@ def test_a_playbook_of_a_timeline_kind_is_found_only_by_its_own_finder() -> None
     ]
     assert triggers.occurrences_on(timeline, DAY) == []
     assert [item.customer_id for item in triggers.occurrences_on(dated, DAY)] == [acme.pk]
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """Texts the engine builds (trigger summaries, messages) are compared in English."""
+    with translation.override("en"):
+        yield
