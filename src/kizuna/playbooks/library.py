@@ -116,7 +116,11 @@ LIBRARY: tuple[LibraryEntry, ...] = (
             "and tell the owner by email."
         ),
         trigger_kind=TriggerKind.TIMELINE,
-        trigger_params={"kinds": ["risk.raised"], "payload": {"kind": "new_admin"}},
+        trigger_params={
+            "kinds": ["risk.raised"],
+            "payload": {"kind": "new_admin"},
+            "cooldown_days": 60,
+        },
         actions=(
             LibraryAction(
                 "create_task",
@@ -150,7 +154,11 @@ LIBRARY: tuple[LibraryEntry, ...] = (
             "a message goes to the team's chat when a webhook is set up."
         ),
         trigger_kind=TriggerKind.TIMELINE,
-        trigger_params={"kinds": ["risk.raised"], "payload": {"kind": "usage_drop"}},
+        trigger_params={
+            "kinds": ["risk.raised"],
+            "payload": {"kind": "usage_drop"},
+            "cooldown_days": 30,
+        },
         actions=(
             LibraryAction(
                 "create_task",
@@ -178,7 +186,11 @@ LIBRARY: tuple[LibraryEntry, ...] = (
             "When a contact answers NPS 0–6, the owner calls them within two business days."
         ),
         trigger_kind=TriggerKind.TIMELINE,
-        trigger_params={"kinds": ["risk.raised"], "payload": {"kind": "nps_detractor"}},
+        trigger_params={
+            "kinds": ["risk.raised"],
+            "payload": {"kind": "nps_detractor"},
+            "cooldown_days": 90,
+        },
         actions=(
             LibraryAction(
                 "create_task",

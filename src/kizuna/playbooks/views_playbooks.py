@@ -242,7 +242,7 @@ def playbook_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         place_errors(slots, action_errors)
     else:
         data = form.playbook_input(
-            tform.to_params(), library_key=playbook.library_key if playbook else ""
+            tform.params(), library_key=playbook.library_key if playbook else ""
         )
         try:
             if op == "simulate":

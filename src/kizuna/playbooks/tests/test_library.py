@@ -41,7 +41,9 @@ def test_installing_everything_creates_valid_switched_off_playbooks() -> None:
     by_key = {p.library_key: p for p in installed}
     drop = by_key["usage-drop-check-in"]
     assert drop.name == "Usage drop: adoption CSM check-in"
-    assert drop.trigger_params == {"kinds": ["risk.raised"], "payload": {"kind": "usage_drop"}}
+    assert drop.trigger_params == {
+        "kinds": ["risk.raised"], "payload": {"kind": "usage_drop"}, "cooldown_days": 30,
+    }  # fmt: skip
     assert drop.holdout_share == pytest.approx(0.1)
     assert drop.outcome == {"kind": "recovered", "metric": "events_28d", "days": 60}
     task = drop.actions.get(position=0)

@@ -421,3 +421,28 @@ def test_a_playbook_that_cannot_be_evaluated_does_not_stop_the_others() -> None:
         "fine-timeline",
         "fine-schedule",
     }
+
+
+@pytest.mark.django_db
+def test_a_cooldown_keeps_a_flickering_signal_from_firing_twice_for_a_customer() -> None:
+    """A signal raised on day 1, closed, raised again on day 10 and on day 40: with a 30-day
+    cooldown the playbook fires on day 1 and day 40, not day 10 (the simulation agrees)."""
+    from kizuna.playbooks import simulation, triggers
+    from kizuna.playbooks.models import PlaybookRun, TriggerKind
+
+    customer = make_customer("Flicker")
+    params = triggers.validate_trigger(
+        TriggerKind.TIMELINE, {"kinds": ["risk.raised"], "cooldown_days": 30}
+    )
+    assert params["cooldown_days"] == 30
+    playbook = make_playbook("cool", TriggerKind.TIMELINE, params, enabled_at=at(DAY, 0))
+    days = [DAY, DAY + timedelta(days=9), DAY + timedelta(days=39)]
+    for day in days:
+        entry(customer, "risk.raised", at(day, 9))
+    expected = [DAY, DAY + timedelta(days=39)]
+    simulated = simulation.simulate(playbook=playbook, start=DAY, end=days[-1])
+    assert [run.day for run in simulated.runs] == expected
+    for day in days:
+        runner.run_cycle(now=at(day, 12))
+    fired = PlaybookRun.objects.filter(playbook=playbook).order_by("triggered_on")
+    assert [run.triggered_on for run in fired] == expected
