@@ -733,7 +733,9 @@ def _nps_detractor(
         rows = data.nps_answers(since, until)
     else:
         rows = (
-            TimelineEntry.objects.filter(kind=NPS_KIND, occurred_at__gte=since, occurred_at__lt=until)
+            TimelineEntry.objects.filter(
+                kind=NPS_KIND, occurred_at__gte=since, occurred_at__lt=until
+            )
             .order_by("customer_id", "occurred_at", "id")
             .values_list("customer_id", "id", "occurred_at", "payload")
         )
@@ -866,8 +868,6 @@ def conditions_on(
     finally:
         if own:
             source.close()
-
-
 
 
 def _active_by_day(days: list[date]) -> dict[date, set[int]]:

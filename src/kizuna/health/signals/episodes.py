@@ -191,9 +191,7 @@ class Episodes:
             skipped = len(new) - len(over)
             skipped -= len(create([s for s in new if s.closed_on is None]))
             self.opened -= skipped
-            entries = [
-                _entry(event, moment(event.day)) for event in self.events if event.signal.pk
-            ]
+            entries = [_entry(event, moment(event.day)) for event in self.events if event.signal.pk]
             TimelineEntry.objects.bulk_create(entries, batch_size=_CHUNK)
 
 

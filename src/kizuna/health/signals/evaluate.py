@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from kizuna.core.models import TimelineEntry, TimelineKind, User
 from kizuna.health.models import Resolution, RiskSignal, Severity, SignalKind
 from kizuna.health.signals.conditions import SignalData, conditions_on, range_conditions
+from kizuna.health.signals.episodes import Episodes, replay
 from kizuna.health.signals.reasons import forget_metric_labels, signal_reason
 from kizuna.health.signals.rules import SignalError, enabled_rules, ensure_default_rules
 
@@ -76,7 +77,7 @@ def evaluate_signals(*, day: date, kinds: Sequence[str] | None = None) -> Signal
     rules = _rules(kinds)
     data = SignalData(start=day, end=day, rules={k: p for k, (_s, p) in rules.items()})
     try:
-        return _evaluate_day(day, rules, data, kinds, None)
+        return _evaluate_day(day, rules, data, kinds)
     finally:
         data.close()
 
@@ -86,13 +87,16 @@ def backfill_signals(
 ) -> SignalRunResult:
     """Evaluate every day of ``[start, end]`` in order, exactly as the daily runs would have.
 
-    The lake is read once for the whole range. ``progress("signals", done, total)`` is called after
-    each day. Raises ``SignalError("start", …)`` when ``start`` is after ``end``.
+    Set-based over the days too: each kind's condition is computed for the whole range
+    (``range_conditions``: one query per kind for the lake-based kinds and the renewals, the
+    people and NPS answers read once), the day-by-day decisions are replayed in memory
+    (``episodes``), and the database is written once per episode (its final ``opened_on``,
+    ``last_seen_on``, ``closed_on`` and the details of its last day) with the timeline entries
+    in one bulk insert. ``progress("signals", done, total)`` is called after each day. Raises
+    ``SignalError("start", …)`` when ``start`` is after ``end``.
     """
     if start > end:
         raise SignalError("start", _("The start must not be after the end."))
-    from kizuna.health.signals.episodes import Episodes, replay
-
     ensure_default_rules()
     rules = _rules(kinds)
     params = {k: p for k, (_s, p) in rules.items()}
@@ -133,7 +137,6 @@ def _evaluate_day(
     rules: dict[str, tuple[str, dict[str, Any]]],
     data: SignalData,
     kinds: Sequence[str] | None,
-    pending: dict[int, tuple[dict[str, Any], str, str]] | None,
 ) -> SignalRunResult:
     forget_metric_labels()
     found = conditions_on(day=day, rules={k: p for k, (_s, p) in rules.items()}, data=data)
@@ -142,7 +145,7 @@ def _evaluate_day(
         result += _close_disabled(day, rules, kinds)
         for kind, met in found.items():
             severity = rules[kind][0]
-            result += _apply(day, kind, severity, met, pending)
+            result += _apply(day, kind, severity, met)
     return result
 
 
@@ -173,7 +176,6 @@ def _apply(
     kind: str,
     severity: str,
     met: dict[int, dict[str, Any]],
-    pending: dict[int, tuple[dict[str, Any], str, str]] | None,
 ) -> SignalRunResult:
     open_now = {
         signal.customer_id: signal
@@ -194,13 +196,10 @@ def _apply(
             kept.append(signal)
             if day < signal.last_seen_on:
                 continue  # a re-run of an earlier day keeps the later details
-            if pending is not None:
-                pending[signal.pk] = (details, "", severity)
-            else:
-                signal.details = details
-                signal.reason = _english_reason(kind, details)
-                signal.severity = severity  # the rule's current severity
-                refreshed.append(signal)
+            signal.details = details
+            signal.reason = _english_reason(kind, details)
+            signal.severity = severity  # the rule's current severity
+            refreshed.append(signal)
     _seen(day, [signal.pk for signal in kept if signal.last_seen_on < day])
     RiskSignal.objects.bulk_update(refreshed, ["details", "reason", "severity"], batch_size=_CHUNK)
     RiskSignal.objects.bulk_update(closing, ["closed_on", "resolution"], batch_size=_CHUNK)

@@ -205,7 +205,8 @@ def test_the_first_matching_scorecard_by_priority_scores_a_customer(
     )
 
 
-def test_each_source_is_read_as_of_the_day() -> None:
+def _sources_world() -> None:
+    """Customers A, B, C with every non-metric source (see the test below)."""
     from kizuna.onboarding.models import (
         Milestone,
         OnboardingPlan,
@@ -338,6 +339,9 @@ def test_each_source_is_read_as_of_the_day() -> None:
     CsmSentiment.objects.create(customer=b, sentiment=5, recorded_on=d("2025-12-17"))
     CsmSentiment.objects.create(customer=c, sentiment=3, recorded_on=d("2026-06-16"))
 
+
+def test_each_source_is_read_as_of_the_day() -> None:
+    _sources_world()
     score_customers(day=DAY)
     values = {
         name: {key: line["value"] for key, line in by_key(row).items()}
@@ -403,6 +407,50 @@ def test_backfill_gives_the_same_rows_as_the_daily_run(portfolio: dict[str, int]
     assert seen[-1] == ("scoring", 3, 3)
 
 
+def test_a_backfill_in_chunks_gives_the_daily_runs_rows_for_every_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Three weeks crossing each source's edges (NPS answers entering and leaving the 365-day
+    # window, a call, a signal opening and closing, sentiment, milestones, a cancelled plan,
+    # a subscription ending, metric files with gaps of 1 to 4 days), backfilled in chunks of
+    # 4 days written 5 rows at a time, must equal scoring each day on its own.
+    from kizuna.health import scoring
+
+    _sources_world()
+    Customer.objects.filter(name="C").update(touch_model="tech")
+    published_scorecard(
+        [SEATS, RENEWAL, MeasureInput(key="signals", label="Signals",
+         source=MeasureSource.OPEN_SIGNALS, weight=1, thresholds=[(0, 100), (3, 0)])],
+        name="Tech", touch_model="tech", priority=10,
+    )  # fmt: skip
+    c = Customer.objects.get(name="C")
+    gone = customer("G", end="2026-06-10", touch_model="tech")
+    for day, value in [("06-01", 0.1), ("06-02", 0.3), ("06-05", 0.5), ("06-12", 0.7)]:
+        write_metrics(
+            d(f"2026-{day}"),
+            [(c.pk, "seat_utilisation_28d", value), (gone.pk, "seat_utilisation_28d", 0.2)],
+        )
+    days = [d("2026-06-01") + timedelta(days=i) for i in range(21)]
+    for day in days:
+        score_customers(day=day)
+    daily = _snapshot(days)
+    assert len(daily) == 3 * 21 + 9  # A, B, C every day; G until 06-09
+    HealthScore.objects.all().delete()
+    monkeypatch.setattr(scoring, "CHUNK_DAYS", 4)
+    monkeypatch.setattr(scoring, "WRITE_ROWS", 5)
+    result = backfill_scores(start=days[0], end=days[-1])
+    assert _snapshot(days) == daily
+    assert result.days == 21
+    assert result.rows == len(daily)
+    # The gap: 06-08 reads 06-05 (three days old), 06-09 has no file recent enough.
+    seats = {
+        day: by_key(HealthScore.objects.get(customer=c, day=d(day)))["seats"]
+        for day in ("2026-06-05", "2026-06-08", "2026-06-09")
+    }
+    assert [line["value"] for line in seats.values()] == [0.5, 0.5, None]
+    assert [line.get("metric_day") for line in seats.values()] == [None, "2026-06-05", None]
+
+
 def test_band_changes_land_on_the_timeline_once(portfolio: dict[str, int]) -> None:
     before = DAY - timedelta(days=1)
     # The day before, A had full seats (0.8 → 100): (200 + 75 + 50) / 4 = 81.25 → good.
@@ -444,3 +492,64 @@ def test_recompute_history_rescores_with_the_new_published_version(
     assert {row.version_id for row in rows.values()} == {draft.pk}
     assert rows["A"].score == pytest.approx(50)  # seats alone
     assert rows["C"].score is None  # its only measure is missing now
+
+
+def test_today_reads_yesterdays_metric_file_and_scores_as_yesterday() -> None:
+    # Metrics are computed up to the last full day: today (06-15) has no file yet, so the
+    # metric measures read 06-14's file and today's score equals yesterday's.
+    published_scorecard([SEATS, BREADTH])
+    a, b = customer("A"), customer("B")
+    yesterday = DAY - timedelta(days=1)
+    write_metrics(
+        yesterday,
+        [
+            (a.pk, "seat_utilisation_28d", 0.4),  # 50 points (w2)
+            (a.pk, "feature_breadth_28d", 10),  # 100 (highest of two)
+            (b.pk, "seat_utilisation_28d", 0.8),  # 100
+            (b.pk, "feature_breadth_28d", 5),  # 0
+        ],
+    )
+    score_customers(day=yesterday)
+    score_customers(day=DAY)
+    before, now = rows_of(yesterday), rows_of(DAY)
+    # A: (2 × 50 + 100) / 3 = 66.6667; B: (2 × 100 + 0) / 3 = 66.6667.
+    assert {n: r.score for n, r in now.items()} == pytest.approx({"A": 66.6667, "B": 66.6667})
+    assert {n: r.score for n, r in now.items()} == {n: r.score for n, r in before.items()}
+    assert now["A"].missing_weight == 0
+    # Today's metric lines say which day they read; yesterday's read their own day.
+    assert {line["metric_day"] for line in now["A"].measures} == {"2026-06-14"}
+    assert all("metric_day" not in line for line in before["A"].measures)
+    assert [
+        {k: v for k, v in line.items() if k != "metric_day"} for line in now["A"].measures
+    ] == before["A"].measures
+
+
+def test_the_latest_metric_file_within_three_days_is_read_and_an_older_one_is_missing() -> None:
+    published_scorecard([SEATS, RENEWAL])
+    a = customer("A", end="2026-09-13")  # renewal keeps A scored: 90 days on 06-15
+    b = customer("B")
+    write_metrics(
+        d("2026-06-10"), [(a.pk, "seat_utilisation_28d", 0.8), (b.pk, "seat_utilisation_28d", 0.8)]
+    )
+    write_metrics(d("2026-06-12"), [(a.pk, "seat_utilisation_28d", 0.4)])  # B absent
+    score_customers(day=DAY)
+    rows = rows_of(DAY)
+    # 06-12 is three days before 06-15: the latest file within the limit, read as it is (B is
+    # not in it: missing, not carried over from 06-10). A: seats 0.4 → 50 (w2), renewal
+    # 90 days → 100 (w1): (100 + 100) / 3 = 66.6667.
+    seats = by_key(rows["A"])["seats"]
+    assert seats["value"] == 0.4
+    assert seats["metric_day"] == "2026-06-12"
+    assert "metric_day" not in by_key(rows["A"])["renewal"]
+    assert rows["A"].score == pytest.approx(66.6667)
+    assert rows["B"].score is None
+    assert by_key(rows["B"])["seats"]["missing"] is True
+    # On 06-16 the newest file (06-12) is four days old: older than the limit, so the metric
+    # measures are missing. A is scored on renewal alone (89 days → 98.8889).
+    later = DAY + timedelta(days=1)
+    score_customers(day=later)
+    a_later = rows_of(later)["A"]
+    assert by_key(a_later)["seats"] == {**by_key(a_later)["seats"], "missing": True, "value": None}
+    assert "metric_day" not in by_key(a_later)["seats"]
+    assert a_later.score == pytest.approx(98.8889)
+    assert a_later.missing_weight == pytest.approx(2 / 3, abs=1e-6)
