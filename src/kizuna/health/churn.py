@@ -718,7 +718,7 @@ def train_model(
     if horizon_days < 1:
         raise ValueError("horizon_days: must be at least 1")
     frame = training_frame(as_of=as_of, horizon_days=horizon_days)
-    present = ~np.isnan(frame.x).all(axis=0) if len(frame) else np.zeros(0, bool)
+    present = ~np.isnan(frame.x).all(axis=0)
     features = [name for name, keep in zip(frame.features, present, strict=True) if keep]
     frame = Frame(features, frame.customer_ids, frame.days, frame.x[:, present], frame.y)
     positives = int(frame.y.sum())

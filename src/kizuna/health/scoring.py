@@ -973,7 +973,7 @@ def _write(
             _insert(rows)
 
 
-def _summary(computed: Sequence[tuple[date, _DayScores]], began: float) -> ScoringResult:
+def _summary(computed: Sequence[tuple[date, _DayScores]]) -> ScoringResult:
     bands: dict[str, int] = {}
     for band in (str(b) for b in Band):
         count = sum(int((scores.band == band).sum()) for _day, scores in computed)
@@ -984,7 +984,6 @@ def _summary(computed: Sequence[tuple[date, _DayScores]], began: float) -> Scori
         rows=sum(len(scores.customer_id) for _day, scores in computed),
         not_scored=sum(int(np.isnan(scores.score).sum()) for _day, scores in computed),
         bands=bands,
-        seconds=time.perf_counter() - began,
     )
 
 
@@ -1004,11 +1003,11 @@ def _score_days(
         batch.append((day, _compute(day, loaded, customer_ids)))
         if sum(len(scores.customer_id) for _day, scores in batch) >= WRITE_ROWS:
             _write(batch, scorecard_id=scorecard_id, customer_ids=customer_ids)
-            result += _summary(batch, time.perf_counter())
+            result += _summary(batch)
             batch = []
     if batch:
         _write(batch, scorecard_id=scorecard_id, customer_ids=customer_ids)
-        result += _summary(batch, time.perf_counter())
+        result += _summary(batch)
     return replace(result, seconds=time.perf_counter() - began)
 
 

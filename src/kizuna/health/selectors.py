@@ -168,7 +168,9 @@ def explain_lines(
     metric_kinds: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Per-measure lines ``{"key", "label", "value", "previous_value", "points",
-    "contribution", "delta", "missing", "text"}`` sorted by |delta| (largest first).
+    "contribution", "delta", "missing", "text"}`` sorted by |delta| (largest first), with
+    ``metric_day`` — the metric day a metric measure read when it is not the day scored
+    (``None`` otherwise).
 
     ``delta`` is the change in contribution (points of the score) since the previous row,
     None without one; a measure only in the previous row is listed as missing now.
@@ -217,6 +219,7 @@ def explain_lines(
                 "previous_value": old_value,
                 "points": None if now is None else now.get("points"),
                 "weight": line.get("weight"),
+                "metric_day": None if now is None else now.get("metric_day"),
                 "contribution": contribution,
                 "delta": delta,
                 "missing": missing,

@@ -183,14 +183,10 @@ class Episodes:
         with transaction.atomic():
             changed = [s for s in self.signals[: self.stored] if id(s) in self.changed]
             RiskSignal.objects.bulk_update(changed, _UPDATED, batch_size=_CHUNK)
+            # In opening order (ids as the daily runs give them); an open one that a racing
+            # run opened meanwhile is skipped by ``create`` (its pk stays None).
             new = self.signals[self.stored :]
-            # Episodes already over cannot meet another run's open signal: plain bulk insert.
-            over = [s for s in new if s.closed_on is not None]
-            RiskSignal.objects.bulk_create(over, batch_size=_CHUNK)
-            # Open ones may meet a racing run's: ``create`` skips those (their pk stays None).
-            skipped = len(new) - len(over)
-            skipped -= len(create([s for s in new if s.closed_on is None]))
-            self.opened -= skipped
+            self.opened -= len(new) - len(create(new))
             entries = [_entry(event, moment(event.day)) for event in self.events if event.signal.pk]
             TimelineEntry.objects.bulk_create(entries, batch_size=_CHUNK)
 

@@ -306,6 +306,15 @@ def test_too_few_churned_customers_give_a_model_with_an_explained_error() -> Non
     assert churn.predict_current(day=d("2025-12-01")) == 0
 
 
+def test_without_metric_history_training_explains_what_is_missing() -> None:
+    with translation.override("en"):
+        model = churn.train_model(as_of=AS_OF)
+
+    assert "Not enough history to train: 0 customer-months" in model.error
+    assert model.features == []
+    assert not model.is_current
+
+
 def test_stored_logistic_parameters_predict_what_the_fitted_pipeline_predicts() -> None:
     make_world(customers=200, signal=True, seed=4)
     frame = churn.training_frame(as_of=AS_OF)
@@ -356,6 +365,27 @@ def test_predictions_cover_every_active_customer_with_drivers_that_raise_the_ris
     assert ChurnPrediction.objects.filter(model=model, day=day).count() == len(active)
 
 
+def test_a_day_without_its_metric_file_uses_the_latest_file_of_the_week_before() -> None:
+    """Metric files exist on the 1sts only: 2025-12-05 reads 12-01's; 2025-12-20 reads none."""
+    make_world(customers=150, signal=True, seed=9)
+    model = churn.train_model(as_of=AS_OF)
+    column = model.features.index("seat_utilisation_28d")
+
+    churn.predict_current(day=d("2025-12-05"))
+    churn.predict_current(day=d("2025-12-20"))
+
+    early = churn.build_frame(
+        [d("2025-12-05")], features=model.features, metric_days={d("2025-12-05"): d("2025-12-01")}
+    )
+    assert not np.isnan(early.x[:, column]).any()
+    late = churn.build_frame([d("2025-12-20")], features=model.features)
+    assert np.isnan(late.x[:, column]).all()
+    assert ChurnPrediction.objects.filter(day=d("2025-12-05")).count() == len(early)
+    assert ChurnPrediction.objects.filter(day=d("2025-12-20")).count() == len(late)
+    assert churn._metric_days(d("2025-12-05")) == {d("2025-12-05"): d("2025-12-01")}
+    assert churn._metric_days(d("2025-12-20")) == {}
+
+
 def test_latest_predictions_take_each_customers_latest_day() -> None:
     make_world(customers=200, signal=True, seed=6)
     churn.train_model(as_of=AS_OF)
@@ -398,6 +428,9 @@ def test_gradient_boosting_is_stored_under_the_data_directory_and_predicts(
     assert path.parent == isolated_data_dir / "models"
     assert churn.predict_current(day=d("2025-12-01")) > 0
     assert ChurnModel.objects.get(is_current=True) == model
+    path.unlink()
+    with pytest.raises(churn.ModelUnavailableError, match="estimator file missing"):
+        churn.predict_current(day=d("2025-12-01"))
 
 
 def test_a_new_model_replaces_the_current_one() -> None:

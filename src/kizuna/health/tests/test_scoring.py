@@ -33,6 +33,7 @@ from kizuna.health.scoring import (
     score_customers,
     threshold_points,
 )
+from kizuna.health.selectors import explain
 from kizuna.health.tests.scores_helpers import (
     customer,
     d,
@@ -425,9 +426,9 @@ def test_a_backfill_in_chunks_gives_the_daily_runs_rows_for_every_source(
     )  # fmt: skip
     c = Customer.objects.get(name="C")
     gone = customer("G", end="2026-06-10", touch_model="tech")
-    for day, value in [("06-01", 0.1), ("06-02", 0.3), ("06-05", 0.5), ("06-12", 0.7)]:
+    for month_day, value in [("06-01", 0.1), ("06-02", 0.3), ("06-05", 0.5), ("06-12", 0.7)]:
         write_metrics(
-            d(f"2026-{day}"),
+            d(f"2026-{month_day}"),
             [(c.pk, "seat_utilisation_28d", value), (gone.pk, "seat_utilisation_28d", 0.2)],
         )
     days = [d("2026-06-01") + timedelta(days=i) for i in range(21)]
@@ -519,6 +520,8 @@ def test_today_reads_yesterdays_metric_file_and_scores_as_yesterday() -> None:
     # Today's metric lines say which day they read; yesterday's read their own day.
     assert {line["metric_day"] for line in now["A"].measures} == {"2026-06-14"}
     assert all("metric_day" not in line for line in before["A"].measures)
+    explained = {line["key"]: line["metric_day"] for line in explain(customer_id=a.pk).lines}
+    assert explained == {"seats": "2026-06-14", "breadth": "2026-06-14"}
     assert [
         {k: v for k, v in line.items() if k != "metric_day"} for line in now["A"].measures
     ] == before["A"].measures

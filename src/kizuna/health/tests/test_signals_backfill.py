@@ -35,8 +35,13 @@ def dip(before: float, low: float, down: date, up: date) -> Any:
 
 
 def history() -> None:
-    """Every kind but the milestones opening, staying open and (most) closing inside
-    ``[START, END]``; the people rules look back 7 days instead of 30 to fit in the range."""
+    """Every kind but the users/logins drops (the usage drop's code on other metrics) opening,
+    staying open and (all but one) closing inside ``[START, END]``; the people rules look back
+    7 days instead of 30 to fit in the range."""
+    from kizuna.onboarding.models import PlanMilestone
+    from kizuna.onboarding.plans import create_plan
+    from kizuna.onboarding.tests.test_programs import make_version
+
     dropping = customer("Dropping")
     leaving = customer("Leaving", end="2026-06-18")  # drops, then leaves: closed on 06-18
     renewing = customer("Renewing", end="2026-09-05")  # renewal within 90 days from 06-07
@@ -64,6 +69,11 @@ def history() -> None:
         rule = SignalRule.objects.get(kind=kind)
         rule.params = {**rule.params, "within_days": 7}
         rule.save()
+    # People's kickoff was due 06-08 and done 06-15: overdue from 06-09, closed on 06-15.
+    plan = create_plan(customer=people, version=make_version([{"key": "kickoff"}]),
+                       start_date=d("2026-06-01"))  # fmt: skip
+    PlanMilestone.objects.filter(plan=plan).update(due_date=d("2026-06-08"))
+    PlanMilestone.objects.filter(plan=plan).update(completed_on=d("2026-06-15"), status="done")
     nps(renewing.pk, 5, "2026-06-03")
     nps(renewing.pk, 10, "2026-06-15")
     for day, value, band in (("2026-06-01", 75.0, "good"), ("2026-06-08", 50.0, "watch"),
@@ -84,11 +94,10 @@ def test_backfill_equals_the_daily_evaluation_run_each_day_in_order() -> None:
     expected = snapshot()
     opened = {row[1] for row in expected[0]}
     closed = {row[1] for row in expected[0] if row[5] is not None}
-    # The history opens every kind but the milestones (tested on their own) and closes most.
-    assert opened == {"usage_drop", "champion_left", "new_admin", "nps_detractor", "no_login",
-                      "renewal_at_risk", "low_seat_utilisation"}  # fmt: skip
-    assert closed == {"usage_drop", "champion_left", "new_admin", "nps_detractor", "no_login",
-                      "renewal_at_risk"}  # fmt: skip
+    # The history opens these kinds and closes all but the seat utilisation.
+    assert opened == {"usage_drop", "no_login", "champion_left", "new_admin", "milestone_overdue",
+                      "nps_detractor", "renewal_at_risk", "low_seat_utilisation"}  # fmt: skip
+    assert closed == opened - {"low_seat_utilisation"}
     assert daily.kept > 0
 
     forget_signals()
