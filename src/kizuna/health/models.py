@@ -333,7 +333,9 @@ class ChurnPrediction(models.Model):
     """The probability that the customer is not active ``horizon_days`` after ``day``.
 
     ``drivers`` lists the features that raise it most: ``[{"feature", "label", "value",
-    "effect"}]`` (effect on the log-odds for the logistic model).
+    "effect", "log_odds"?}]`` — ``effect`` is how much lower the probability would be with that
+    feature at its training median (a fraction); ``log_odds`` (logistic model only) is the
+    feature's share of the log-odds.
     """
 
     model = models.ForeignKey(ChurnModel, on_delete=models.CASCADE, related_name="predictions")
