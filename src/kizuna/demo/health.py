@@ -37,7 +37,7 @@ def sentiment_rows(
 ) -> list[tuple[int, date, int]]:
     """(customer id, day, 1–5) a month apart while the customer is in service, from the week's
     engagement plus noise (a CSM's reading of the relationship)."""
-    rng = random.Random(f"{seed}-sentiment-{c.external_id}")
+    rng = random.Random(f"{seed}-sentiment-{c.external_id}")  # noqa: S311 - demo data
     rows: list[tuple[int, date, int]] = []
     day = max(since, c.first_start + timedelta(days=rng.randint(20, 40)))
     end = min(until, c.churn_date or until)
@@ -54,7 +54,7 @@ def load_health(ctx: "LoadContext", progress: "StageProgress") -> None:
     """Scorecards, sentiment, signals, scores, band changes and the churn model."""
     from kizuna.core.models import User
     from kizuna.health.churn import predict_current, train_model
-    from kizuna.health.models import CsmSentiment
+    from kizuna.health.models import CsmSentiment, RiskSignal
     from kizuna.health.scorecards import ensure_default_scorecards
     from kizuna.health.scoring import backfill_scores, record_band_changes
     from kizuna.health.signals import backfill_signals, ensure_default_rules
@@ -99,6 +99,9 @@ def load_health(ctx: "LoadContext", progress: "StageProgress") -> None:
         progress(signal_days + score_days + offset, total)
     model = train_model(as_of=end)
     ctx.counts["churn_model"] = 0 if model.error else 1
+    auc = (model.backtest or {}).get("auc")
+    ctx.counts["model_auc_permille"] = round(auc * 1000) if auc is not None else 0
+    ctx.counts["signals_open"] = RiskSignal.objects.filter(closed_on__isnull=True).count()
     progress(total - 1, total)
     if not model.error:
         ctx.counts["predictions"] = predict_current(day=end, model=model)

@@ -519,6 +519,12 @@ class LoadSummary:
     teams: int = 0
     lifecycle_changes: int = 0
     handoffs_pending: int = 0
+    # The health and playbooks stages.
+    health_scores: int = 0
+    signals_open: int = 0
+    model_auc: float | None = None
+    playbooks: int = 0
+    tasks_open: int = 0
 
 
 def load_demo(
@@ -591,4 +597,9 @@ def _summary(ctx: LoadContext) -> LoadSummary:
         teams=ctx.counts.get("teams", 0),
         lifecycle_changes=ctx.counts.get("lifecycle_changes", 0),
         handoffs_pending=ctx.counts.get("handoffs_waiting", 0),
+        health_scores=ctx.counts.get("health_scores", 0),
+        signals_open=ctx.counts.get("signals_open", 0),
+        model_auc=ctx.counts.get("model_auc_permille", 0) / 1000 or None,
+        playbooks=ctx.counts.get("playbooks", 0),
+        tasks_open=ctx.counts.get("tasks_open", 0),
     )

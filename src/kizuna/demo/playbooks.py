@@ -26,6 +26,7 @@ from datetime import date, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -85,7 +86,16 @@ def load_playbooks(ctx: "LoadContext", progress: "StageProgress") -> None:
     """Install and switch on the library, replay its last 90 days, work the tasks."""
     from kizuna.playbooks import runner, services, triggers
     from kizuna.playbooks.library import install_library
-    from kizuna.playbooks.models import Playbook, RunnerCursor, TriggerKind, WebhookEndpoint
+    from kizuna.playbooks.models import (
+        OPEN_TASK_STATUSES,
+        ActionExecution,
+        Playbook,
+        RunnerCursor,
+        Task,
+        TriggerKind,
+        WebhookDelivery,
+        WebhookEndpoint,
+    )
 
     today = ctx.today
     first = today - timedelta(days=REPLAY_DAYS)
@@ -93,7 +103,7 @@ def load_playbooks(ctx: "LoadContext", progress: "StageProgress") -> None:
         endpoint = services.save_endpoint(
             data=services.EndpointInput(
                 name="Slack #cs-alerts", url=url, style=WebhookEndpoint.Style.SLACK,
-                secret="demo-signing-secret", is_active=True,
+                secret="demo-signing-secret", is_active=True,  # noqa: S106 - demo
             )
         )  # fmt: skip
         playbooks = install_library(enable=True, user=ctx.admin)
@@ -128,22 +138,32 @@ def load_playbooks(ctx: "LoadContext", progress: "StageProgress") -> None:
                 name=f"dated:{playbook.pk}", defaults={"day": today - timedelta(days=1)}
             )
         runner.run_cycle()
+    # The calls were made during the replay; date them when their action ran.
+    done_at = ActionExecution.objects.filter(pk=OuterRef("execution_id")).values("done_at")[:1]
+    WebhookDelivery.objects.filter(endpoint=endpoint, execution__done_at__isnull=False).update(
+        sent_at=Subquery(done_at)
+    )
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=PLACEHOLDER_URL, is_active=False)
     progress(REPLAY_DAYS + 1, REPLAY_DAYS + 2)
     ctx.counts["playbooks"] = len(playbooks)
-    ctx.counts["tasks_done"] = _work_tasks(today=today, seed=ctx.seed)
+    showcase = [ctx.customer_ids[c.external_id] for c in ctx.simulated if c.script]
+    ctx.counts["tasks_done"] = _work_tasks(today=today, seed=ctx.seed, keep_open=showcase)
+    ctx.counts["tasks_open"] = Task.objects.filter(status__in=OPEN_TASK_STATUSES).count()
     progress(REPLAY_DAYS + 2, REPLAY_DAYS + 2)
 
 
-def _work_tasks(*, today: date, seed: int) -> int:
-    """Close most past tasks the way their owners would have (dated, with an outcome)."""
+def _work_tasks(*, today: date, seed: int, keep_open: list[int]) -> int:
+    """Close most past tasks the way their owners would have (dated, with an outcome); the
+    showcase customers' tasks stay open (their stories are still going on)."""
     from kizuna.core.models import TimelineEntry, TimelineKind
     from kizuna.playbooks.models import OPEN_TASK_STATUSES, Task, TaskStatus
 
     done: list[Task] = []
     cancelled: list[Task] = []
     entries: list[TimelineEntry] = []
-    past = Task.objects.filter(status__in=OPEN_TASK_STATUSES, due_on__lt=today - timedelta(days=3))
+    past = Task.objects.filter(
+        status__in=OPEN_TASK_STATUSES, due_on__lt=today - timedelta(days=3)
+    ).exclude(customer_id__in=keep_open)
     for task in past.select_related("run").order_by("id"):
         rng = random.Random(f"{seed}-task-{task.pk}")  # noqa: S311 - demo data, not security
         draw = rng.random()

@@ -243,6 +243,7 @@ PARAM_LABELS: dict[str, Any] = {
     "fluctuation_k": _("Beyond the usual change by (× its spread)"),
     "min_spread_pct": _("Smallest spread assumed (%)"),
     "seasonal": _("Compare with the same weeks a year earlier"),
+    "keep_ratio": _("Stays open while the fall is at least (× the drop, 0.5 = half)"),
     "roles": _("Roles"),
     "ignore_first_days": _("Ignore a customer's first (days)"),
 }

@@ -36,6 +36,7 @@ from kizuna.playbooks.models import (
     OwnerRole,
     Playbook,
     PlaybookRun,
+    Task,
     TaskPriority,
     TaskType,
     WebhookEndpoint,
@@ -370,6 +371,8 @@ def _execute_create_task(ctx: ActionContext) -> dict[str, Any]:
             run=ctx.run,
         )
         ids.append(task.pk)
+    # The task exists from when its action ran (the runner's clock, also in a replay).
+    Task.objects.filter(pk__in=ids).update(created_at=ctx.now)
     return _done(task_ids=ids)
 
 

@@ -134,7 +134,11 @@ def decide(playbook: Playbook, occurrences: Iterable[Occurrence]) -> list[Decisi
         by_day[occurrence.day].append(occurrence)
     decisions: list[Decision] = []
     cooldown = triggers.cooldown_days(playbook)
-    last_fired = _last_fired(playbook, min(by_day), cooldown) if cooldown and by_day else {}
+    last_fired = (
+        _last_fired(playbook, min(by_day), cooldown, {key for _customer, key in seen})
+        if cooldown and by_day
+        else {}
+    )
     for day in sorted(by_day):
         found = by_day[day]
         allowed = triggers.eligible(playbook, [item.customer_id for item in found], day)
@@ -157,9 +161,12 @@ def decide(playbook: Playbook, occurrences: Iterable[Occurrence]) -> list[Decisi
     return decisions
 
 
-def _last_fired(playbook: Playbook, first_day: date, cooldown: int) -> dict[int, date]:
+def _last_fired(
+    playbook: Playbook, first_day: date, cooldown: int, deciding: set[str]
+) -> dict[int, date]:
     """Each customer's latest run of the playbook within ``cooldown`` days before ``first_day``
-    (held-out runs count: the customer was picked then, and left alone on purpose)."""
+    (held-out runs count: the customer was picked then, and left alone on purpose), leaving out
+    the runs of the occurrences being decided (a simulation re-decides fired ones)."""
     if playbook.pk is None:
         return {}
     rows = (
@@ -168,6 +175,7 @@ def _last_fired(playbook: Playbook, first_day: date, cooldown: int) -> dict[int,
             triggered_on__gt=first_day - timedelta(days=cooldown),
             triggered_on__lte=first_day,
         )
+        .exclude(occurrence_key__in=sorted(deciding))
         .values("customer_id")
         .annotate(last=Max("triggered_on"))
     )

@@ -29,6 +29,20 @@ as ``events_28d``), window W (28 days) and measurement day m, with ``change(x) =
 
 Windows of whole weeks (28 days = four of each weekday) make the weekly rhythm cancel out, and
 52 weeks keep the weekdays aligned a year earlier; the details say so (``weekly_rhythm``).
+
+**Hysteresis: opened on the full rule, kept on a relaxed one.** A customer hovering around the
+threshold would otherwise open and close a signal almost daily (−21%, −19%, −22% …), each time
+writing ``risk.raised``/``risk.closed`` and starting playbooks. So a drop signal *opens* only
+when all three tests above hold, but an *open* one stays open while the change is still at most
+``−keep_ratio × drop_pct`` (default 0.5: −10% for a 20% rule) with ``M(m − W) ≥ min_previous``,
+without the fluctuation and season tests; it closes once usage has recovered beyond that bound.
+The drop conditions therefore also return these *held* customers, with ``details["held"] =
+True`` (``keep_change`` is the bound, also in the details of a full match); the evaluation
+(``evaluate._apply`` and the backfill's ``episodes.Episodes.apply``, the same decisions) keeps
+or continues an episode on a held entry but never opens one. ``conditions_on`` leaves held
+entries out unless asked (``include_held=True``). No login and low seat utilisation have no
+hysteresis: a login is a clear recovery, and on the demo's 18 months neither flickers (their
+short-lived signals are the first days of the history, before the 28-day windows fill).
 """
 
 import bisect
@@ -250,7 +264,7 @@ class SignalData:
                 "metric": str(params["metric"]),
                 "m": m,
                 "w": w,
-                "drop": float(params["drop_pct"]) / 100,
+                "drop": _keep_fraction(params),
                 "min_previous": float(params["min_previous"]),
                 "history": history,
                 "year": year,
@@ -319,7 +333,7 @@ class SignalData:
             {
                 "metric": str(params["metric"]),
                 "w": w,
-                "drop": float(params["drop_pct"]) / 100,
+                "drop": _keep_fraction(params),
                 "min_previous": float(params["min_previous"]),
                 "weeks": int(params["baseline_weeks"]),
                 "year": YEAR_DAYS,
@@ -526,8 +540,13 @@ def _drop_condition(
 def _drop_details(
     drops: Iterable[_Drop], measured: date, params: Mapping[str, Any], active: set[int]
 ) -> dict[int, dict[str, Any]]:
-    """The baseline and season tests on the drops measured on ``measured``, with details."""
+    """The baseline and season tests on the drops measured on ``measured``, with details.
+
+    ``drops`` holds the changes down to the relaxed bound (``_keep_fraction``): those that pass
+    every test are full matches (``held`` False), the others within the bound are held entries
+    (they keep an open signal open, see the module's docstring)."""
     drop = float(params["drop_pct"]) / 100
+    keep = _keep_fraction(params)
     k = float(params["fluctuation_k"])
     floor = float(params["min_spread_pct"]) / 100
     window = int(params["window_days"])
@@ -545,11 +564,20 @@ def _drop_details(
             "measured_on": measured.isoformat(),
             "drop_pct": float(params["drop_pct"]),
             "weekly_rhythm": "cancels" if window % 7 == 0 else "present",
+            "keep_change": -round(keep, 4),
+            "held": False,
         }
+        if change > -keep + EPSILON:
+            continue
+        held = dict(details, held=True, baseline=None, season=None)
+        if change > -drop + EPSILON:
+            result[row.customer_id] = held
+            continue
         if row.points >= int(params["min_baseline_points"]) and row.usual is not None:
             spread = max(float(row.spread or 0.0), floor)
             limit = float(row.usual) - k * spread
             if change > limit + EPSILON:
+                result[row.customer_id] = held
                 continue
             details["baseline"] = {
                 "usual": round(float(row.usual), 4),
@@ -569,10 +597,12 @@ def _drop_details(
             and row.year_previous > 0
         ):
             year_change = row.year_now / row.year_previous - 1
-            if year_change <= -1:
-                continue  # usage vanished a year earlier too: no drop beyond the season
+            if year_change <= -1:  # usage vanished a year earlier too: no drop beyond the season
+                result[row.customer_id] = held
+                continue
             adjusted = (1 + change) / (1 + year_change) - 1
             if adjusted > -drop + EPSILON:
+                result[row.customer_id] = held
                 continue
             details["season"] = {
                 "year_change": round(year_change, 4),
@@ -584,6 +614,12 @@ def _drop_details(
             details["season"] = None
         result[row.customer_id] = details
     return result
+
+
+def _keep_fraction(params: Mapping[str, Any]) -> float:
+    """The relaxed bound, as a fraction: an open drop signal stays open while the change is at
+    most minus this (``keep_ratio × drop_pct``)."""
+    return float(params["keep_ratio"]) * float(params["drop_pct"]) / 100
 
 
 def _no_login(
@@ -845,10 +881,12 @@ _CONDITIONS = {
 
 
 def conditions_on(
-    *, day: date, rules: Rules, data: SignalData | None = None
+    *, day: date, rules: Rules, data: SignalData | None = None, include_held: bool = False
 ) -> dict[str, dict[int, dict[str, Any]]]:
     """For each kind in ``rules`` (kind → validated parameters): ``{customer_id: details}`` of
-    the customers active on ``day`` that meet its condition.
+    the customers active on ``day`` that meet its condition. With ``include_held``, also the
+    customers that only meet a drop rule's relaxed bound (``details["held"]``: they keep an
+    open signal open, but open none).
 
     A kind that cannot be judged that day (no recent metric day, no login ever collected) is
     left out of the result, so its open signals are neither kept nor closed. ``data`` shares
@@ -863,6 +901,8 @@ def conditions_on(
             condition = _CONDITIONS[SignalKind(kind)]
             result = condition(source, day, params, active)
             if result is not None:
+                if not include_held:
+                    result = {c: v for c, v in result.items() if not v.get("held")}
                 found[kind] = result
         return found
     finally:
@@ -1037,7 +1077,8 @@ def range_conditions(
     *, start: date, end: date, rules: Rules, data: SignalData
 ) -> dict[date, dict[str, dict[int, dict[str, Any]]]]:
     """``conditions_on`` for every day of ``[start, end]`` (a backfill): ``{day: {kind:
-    {customer_id: details}}}``, equal day by day to what ``conditions_on`` gives.
+    {customer_id: details}}}``, equal day by day to what ``conditions_on(include_held=True)``
+    gives.
 
     The kinds read from the lake (drops, no login, seat utilisation) and the renewals are
     computed for the whole range in one query each; the others day by day on the people and

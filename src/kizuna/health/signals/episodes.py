@@ -132,6 +132,8 @@ class Episodes:
                     self._touch(covered)
                 continue
             details = met[customer_id]
+            if details.get("held"):
+                continue  # the relaxed bound keeps a signal open but opens none
             signal = RiskSignal(
                 customer_id=customer_id, kind=kind, severity=severity, reason="",
                 details=details, opened_on=day, last_seen_on=day,

@@ -4,7 +4,8 @@ A signal is open over ``[opened_on, closed_on)``. Each evaluated day: a customer
 condition without an open signal of that kind gets one (``risk.raised`` on the timeline); an
 open signal whose condition still holds is kept (``last_seen_on`` and details refreshed); one
 whose condition no longer holds closes that day with the resolution ``cleared``
-(``risk.closed``). The partial unique constraint (one open signal per customer and kind) makes
+(``risk.closed``). A drop condition's *held* entries (the relaxed bound, see ``conditions``)
+keep a signal open or an episode going, but never open a signal (hysteresis). The partial unique constraint (one open signal per customer and kind) makes
 duplicates impossible, even when two runs race.
 
 ``last_seen_on`` is the last day the condition was seen, also after a CSM resolved or dismissed
@@ -139,7 +140,9 @@ def _evaluate_day(
     kinds: Sequence[str] | None,
 ) -> SignalRunResult:
     forget_metric_labels()
-    found = conditions_on(day=day, rules={k: p for k, (_s, p) in rules.items()}, data=data)
+    found = conditions_on(
+        day=day, rules={k: p for k, (_s, p) in rules.items()}, data=data, include_held=True
+    )
     result = SignalRunResult(days=1)
     with transaction.atomic():
         result += _close_disabled(day, rules, kinds)
@@ -219,7 +222,7 @@ def _apply(
             last_seen_on=day,
         )
         for customer_id in candidates
-        if customer_id not in covered
+        if customer_id not in covered and not met[customer_id].get("held")
     ]
     created = _create(new)
     _record_raised(created, day)

@@ -83,6 +83,20 @@ def signal_reason(signal_or_kind: RiskSignal | str, details: dict[str, Any] | No
 
 
 def _drop(details: dict[str, Any]) -> str:
+    if details.get("held"):
+        return _(
+            "{metric} is still {pct} down (from {previous} to {now}) vs the previous {window} "
+            "days: the signal stays open until the fall is smaller than {keep} (it opens on a "
+            "fall of {drop} beyond the usual change and the season)."
+        ).format(
+            metric=_metric_label(details["metric"]),
+            pct=_pct(details["change"]),
+            previous=_count(details["previous"]),
+            now=_count(details["now"]),
+            window=details["window_days"],
+            keep=_pct(details["keep_change"]),
+            drop=_pct(float(details["drop_pct"]) / 100),
+        )
     text = _("{metric} fell {pct} (from {previous} to {now}) vs the previous {window} days").format(
         metric=_metric_label(details["metric"]),
         pct=_pct(details["change"]),

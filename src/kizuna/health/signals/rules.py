@@ -28,6 +28,7 @@ _DROP_BASELINE: dict[str, Any] = {
     "fluctuation_k": 1.5,
     "min_spread_pct": 5,
     "seasonal": True,
+    "keep_ratio": 0.5,
 }
 
 DROP_KINDS = (SignalKind.USAGE_DROP, SignalKind.ACTIVE_USERS_DOWN, SignalKind.LOGINS_DOWN)
@@ -75,6 +76,7 @@ _SPECS: dict[str, tuple[str, float | None, float | None]] = {
     "fluctuation_k": (_FLOAT, 0, 10),
     "min_spread_pct": (_FLOAT, 0, 100),
     "seasonal": (_BOOL, None, None),
+    "keep_ratio": (_FLOAT, 0, 1),
     "days": (_INT, 1, 365),
     "within_days": (_INT, 1, 365),
     "roles": (_ROLES, None, None),

@@ -516,6 +516,8 @@ def test_default_rules_are_created_once_with_valid_parameters() -> None:
         ("usage_drop", {"metric": "events_28d_change"}, "metric"),
         ("usage_drop", {"metric": "no_such_metric"}, "metric"),
         ("usage_drop", {"seasonal": "yes"}, "seasonal"),
+        ("usage_drop", {"keep_ratio": 1.5}, "keep_ratio"),
+        ("logins_down", {"keep_ratio": -0.1}, "keep_ratio"),
         ("usage_drop", {"baseline_weeks": 4, "min_baseline_points": 8}, "min_baseline_points"),
         ("no_login", {"days": 1.5}, "days"),
         ("renewal_at_risk", {"bands": ["excellent"]}, "bands"),

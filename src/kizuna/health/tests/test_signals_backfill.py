@@ -23,7 +23,7 @@ from kizuna.health.tests.signals_helpers import (
     write_events,
     write_metrics,
 )
-from kizuna.health.tests.test_signals import nps, score, step
+from kizuna.health.tests.test_signals import nps, score, step, usage_history
 
 pytestmark = pytest.mark.django_db
 
@@ -156,3 +156,76 @@ def test_a_backfill_refuses_a_start_after_its_end() -> None:
     with pytest.raises(SignalError) as error:
         backfill_signals(start=END, end=START)
     assert error.value.field == "start"
+
+
+# -- hysteresis: opened on the full rule, kept open on the relaxed bound ----------------------
+
+T = d("2026-06-10")
+
+
+def hovering(day: date) -> float:
+    """events_28d: 1,000 before T; from T, blocks of two days at 780 (−22% vs 28 days earlier)
+    and 820 (−18%) in turn up to T + 19; 950 (−5%) from T + 20 (the usage has recovered)."""
+    if day < T:
+        return 1000.0
+    offset = (day - T).days
+    if offset >= 20:
+        return 950.0
+    return 780.0 if offset // 4 * 4 == offset // 2 * 2 else 820.0
+
+
+def usage_drops() -> list[tuple[date, date, date | None]]:
+    return [
+        (s.opened_on, s.last_seen_on, s.closed_on)
+        for s in RiskSignal.objects.filter(kind="usage_drop").order_by("opened_on")
+    ]
+
+
+def test_a_customer_hovering_around_the_threshold_keeps_one_signal_until_it_recovers() -> None:
+    hover = customer("Hover")
+    usage_history({hover.pk: hovering}, end=T + timedelta(days=24))
+    ensure_default_rules()
+    judged = days(T, T + timedelta(days=24))  # a signal on day d reads the metric day d − 1
+
+    # Without hysteresis (kept only while the drop is the full 20%): an episode per 780 block,
+    # opened the day after the block starts and cleared two days later.
+    rule = SignalRule.objects.get(kind="usage_drop")
+    rule.params = {**rule.params, "keep_ratio": 1.0}
+    rule.save()
+    for day in judged:
+        evaluate_signals(day=day, kinds=["usage_drop"])
+    assert usage_drops() == [
+        (T + timedelta(days=n + 1), T + timedelta(days=n + 2), T + timedelta(days=n + 3))
+        for n in (0, 4, 8, 12, 16)
+    ]
+
+    # With it (keep_ratio 0.5: kept while the fall is at least 10%): one episode, from the
+    # first −22% (metric T, judged T + 1) to the recovery to −5% (metric T + 20, judged T + 21).
+    forget_signals()
+    rule.params = {**rule.params, "keep_ratio": 0.5}
+    rule.save()
+    daily = SignalRunResult()
+    for day in judged:
+        daily += evaluate_signals(day=day, kinds=["usage_drop"])
+    assert usage_drops() == [(T + timedelta(days=1), T + timedelta(days=20), T + timedelta(21))]
+    assert (daily.opened, daily.kept, daily.closed) == (1, 19, 1)
+    [signal] = RiskSignal.objects.all()
+    # Its last day read metric day T + 19 (−18%): kept by the relaxed bound, and it says so.
+    assert signal.details["held"] is True
+    assert signal.details["change"] == pytest.approx(-0.18)
+    assert signal.details["keep_change"] == pytest.approx(-0.1)
+    assert signal.reason == (
+        "Events (28 days) is still 18% down (from 1,000 to 820) vs the previous 28 days: the "
+        "signal stays open until the fall is smaller than 10% (it opens on a fall of 20% beyond "
+        "the usual change and the season)."
+    )
+    assert [e.kind for e in TimelineEntry.objects.order_by("occurred_at", "id")] == [
+        "risk.raised",
+        "risk.closed",
+    ]
+
+    # The backfill takes the same decisions.
+    expected = snapshot()
+    forget_signals()
+    assert backfill_signals(start=judged[0], end=judged[-1], kinds=["usage_drop"]) == daily
+    assert snapshot() == expected

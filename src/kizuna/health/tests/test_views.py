@@ -550,6 +550,7 @@ def test_a_bad_rule_parameter_is_an_error_on_its_field(
         "usage_drop-fluctuation_k": "1.5",
         "usage_drop-min_spread_pct": "5",
         "usage_drop-seasonal": "on",
+        "usage_drop-keep_ratio": "0.5",
     }
 
     response = client.post(reverse("health:signal-rules"), post)

@@ -278,6 +278,17 @@ def _render(summary: LoadSummary, seconds: float) -> str:
             "changes": summary.lifecycle_changes,
             "pending": summary.handoffs_pending,
         },
+        _(
+            "%(scores)d health scores, %(signals)d open risk signals, churn model AUC "
+            "%(auc)s (backtest)"
+        )
+        % {
+            "scores": summary.health_scores,
+            "signals": summary.signals_open,
+            "auc": f"{summary.model_auc:.2f}" if summary.model_auc is not None else "—",
+        },
+        _("%(playbooks)d playbooks switched on, %(tasks)d tasks open")
+        % {"playbooks": summary.playbooks, "tasks": summary.tasks_open},
         *(stories[key](name) for key, name in sorted(summary.stories.items()) if key in stories),
         _("Ground truth (never read by Kizuna): %(path)s") % {"path": summary.truth},
         _("Sign in as %(users)s with the password %(password)s")
