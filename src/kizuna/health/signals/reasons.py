@@ -5,6 +5,7 @@ from datetime import date
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from kizuna.health.models import Band, RiskSignal, SignalKind
 
@@ -118,7 +119,16 @@ def _drop(details: dict[str, Any]) -> str:
         )
     if details.get("weekly_rhythm") == "cancels":
         text += _(" (whole weeks compared, so the weekly rhythm cancels out)")
-    return text + "."
+    return text + _full_stop()
+
+
+def _full_stop() -> str:
+    # Sentences assembled from parts end with the language's own full stop (。 in Japanese).
+    return pgettext("end of a sentence", ".")
+
+
+def _separator() -> str:
+    return pgettext("between parts of a sentence", "; ")
 
 
 def _no_login(details: dict[str, Any]) -> str:
@@ -143,7 +153,7 @@ def _champion_left(details: dict[str, Any]) -> str:
         )
         for person in _people(details)
     ]
-    return "; ".join(parts) + "."
+    return _separator().join(parts) + _full_stop()
 
 
 def _new_admin(details: dict[str, Any]) -> str:
@@ -161,7 +171,7 @@ def _new_admin(details: dict[str, Any]) -> str:
                     name=person["name"], day=_day(person["since"])
                 )
             )
-    return "; ".join(parts) + "."
+    return _separator().join(parts) + _full_stop()
 
 
 def _milestone_overdue(details: dict[str, Any]) -> str:
@@ -171,7 +181,7 @@ def _milestone_overdue(details: dict[str, Any]) -> str:
     others = int(details.get("count", 1)) - 1
     if others > 0:
         text += _(", and {count} more").format(count=others)
-    return text + "."
+    return text + _full_stop()
 
 
 def _nps_detractor(details: dict[str, Any]) -> str:
