@@ -251,7 +251,7 @@ def _backfill(workdir: Path) -> dict[str, Any]:
     RiskSignal.objects.all().delete()
     out: dict[str, Any] = {}
     try:
-        from kizuna.health.signals import backfill_signals  # type: ignore[attr-defined]
+        from kizuna.health.signals import backfill_signals
     except ImportError:
         out["signals"] = "backfill_signals not available yet: not measured"
     else:
@@ -410,6 +410,7 @@ def main() -> int:
             _line(f"backfill_scores ({backfill['scores']:,} scores)", backfill, floor["seconds"])
             if "signals_seconds" in backfill:
                 print(f"  {'backfill_signals':<58} {backfill['signals_seconds']:8.2f} s")
+                print(f"    {backfill['signals']}")
             else:
                 print(f"  {backfill['signals']}")
             if backfill["seconds"] + backfill.get("signals_seconds", 0) > TARGETS["backfill"]:

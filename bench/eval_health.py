@@ -22,8 +22,14 @@ What is compared:
   the last monthly cut-offs) against the true churn dates (churned within 90 days after the
   snapshot), with the same for the usage-drop rule and a naive "low usage" rule for context.
 
+``kizuna demo load`` now builds a health history of its own (signals over the whole metric
+history, scores over its last 365 days). Without options the script keeps it (it only backfills
+what is missing); ``--rebuild`` deletes it (risk signals, their ``risk.*`` timeline entries and
+the health scores) and builds it again over the window above, timing each backfill;
+``--skip-backfill`` neither backfills nor trains (the evaluation reads what is stored).
+
     KIZUNA_DATA_DIR=/tmp/kz-demo .venv/bin/python bench/eval_health.py [--json]
-        [--skip-backfill] [--kind logistic|gradient_boosting]
+        [--skip-backfill | --rebuild] [--kind logistic|gradient_boosting]
 """
 
 import argparse
@@ -87,6 +93,19 @@ def _build_history(start: date, end: date, kind: str) -> dict[str, Any]:
     seconds["predicted"] = churn.predict_current(day=end, model=model)
     seconds["predict_current"] = time.perf_counter() - began
     return seconds
+
+
+def _delete_history() -> dict[str, int]:
+    """Remove the stored health history so that ``_build_history`` makes it again."""
+    from kizuna.core.models import TimelineEntry, TimelineKind
+    from kizuna.health.models import HealthScore, RiskSignal
+
+    entries = TimelineEntry.objects.filter(
+        kind__in=[TimelineKind.RISK_RAISED, TimelineKind.RISK_CLOSED]
+    ).delete()[0]
+    signals = RiskSignal.objects.all().delete()[0]
+    scores = HealthScore.objects.all().delete()[0]
+    return {"signals": signals, "timeline_entries": entries, "scores": scores}
 
 
 def _truth(folder: Path) -> dict[str, Any]:
@@ -291,7 +310,9 @@ def _model(truth: dict[str, Any], ids: dict[str, int], end: date, kind: str) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--skip-backfill", action="store_true")
+    history = parser.add_mutually_exclusive_group()
+    history.add_argument("--skip-backfill", action="store_true")
+    history.add_argument("--rebuild", action="store_true")
     parser.add_argument("--kind", default="logistic", choices=["logistic", "gradient_boosting"])
     args = parser.parse_args()
     _django()
@@ -304,9 +325,12 @@ def main() -> int:
         raise SystemExit(f"no ground truth in {folder}: load the demo first (kizuna demo load)")
     first, end = _metric_window()
     start = first + timedelta(weeks=8)
+    deleted = _delete_history() if args.rebuild else {}
     built = {} if args.skip_backfill else _build_history(start, end, args.kind)
+    if deleted:
+        built["deleted_first"] = deleted
     truth = _truth(folder)
-    ids = dict(Customer.objects.values_list("external_id", "id"))
+    ids = {e: pk for e, pk in Customer.objects.values_list("external_id", "id") if e}
     signals = _signals(ids)
     report = {
         "window": [start.isoformat(), end.isoformat()],

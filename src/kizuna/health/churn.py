@@ -906,7 +906,7 @@ def describe_driver(driver: dict[str, Any]) -> str:
     value = driver.get("value")
     shown = "—" if value is None else f"{value:,.2f}".rstrip("0").rstrip(".")
     return _("{label}: {value} (+{points} points of churn probability)").format(
-        label=driver.get("label") or feature_label(str(driver.get("feature", ""))),
+        label=feature_label(str(driver.get("feature", ""))) or driver.get("label", ""),
         value=shown,
         points=f"{100 * float(driver.get('effect', 0.0)):.1f}",
     )

@@ -118,7 +118,7 @@ def signal_rows(signals: Iterable[RiskSignal]) -> list[dict[str, Any]]:
 
 
 def prediction(value: ChurnPrediction) -> dict[str, Any]:
-    from kizuna.health.churn import describe_driver
+    from kizuna.health.churn import describe_driver, feature_label
 
     return {
         "prediction": value,
@@ -127,7 +127,8 @@ def prediction(value: ChurnPrediction) -> dict[str, Any]:
         "probability_value": value.probability,
         "drivers": [
             {
-                "label": d.get("label") or d.get("feature"),
+                # Re-labelled in the reader's language (the stored label is the trainer's).
+                "label": feature_label(str(d.get("feature", ""))) or d.get("label"),
                 "text": describe_driver(d),
                 "value": d.get("value"),
                 "effect": d.get("effect"),
