@@ -18,6 +18,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from kizuna.core.access import requires, user_can
+from kizuna.core.extensions import customer_list_columns
 from kizuna.core.models import User
 from kizuna.core.roles import Capability
 from kizuna.customers.models import Customer
@@ -83,8 +84,16 @@ def _portfolio_page(request: HttpRequest, owner: User) -> HttpResponse:
     book = portfolio(owner, sort=sort)
     sort = sort if sort in ("name", "-name", "arr", "-arr", "renewal", "-renewal") else "renewal"
     page = Paginator(book.customers, CUSTOMERS_PER_PAGE).get_page(request.GET.get("page"))
+    # The columns higher contexts add to customer lists (health…), one call per page.
+    columns = customer_list_columns()
+    cells = [column.cells([customer.pk for customer in page.object_list]) for column in columns]
+    rows = [
+        (customer, [column.get(customer.pk) for column in cells]) for customer in page.object_list
+    ]
     context = {
         "area": "portfolio",
+        "rows": rows,
+        "extra_columns": columns,
         "book": book,
         "owner": owner,
         "is_own": owner.pk == request.user.pk,

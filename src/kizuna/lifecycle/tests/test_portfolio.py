@@ -383,3 +383,23 @@ def test_reassign_and_assign_api(book: dict[str, Any]) -> None:
     response = manager.post(f"{API}/lifecycle/assign", "{}", content_type="application/json")
     assert response.json() == {"assigned": 1, "unassigned": 2}  # Delta to ben; no other rules
     assert owners("expansion_owner")["Delta"] == "ben"
+
+
+def test_the_portfolio_shows_each_customers_health_beside_its_book(
+    book: dict[str, Any],
+) -> None:
+    from kizuna.health.models import HealthScore, ScorecardVersion
+    from kizuna.health.scorecards import ensure_default_scorecards
+
+    ensure_default_scorecards()
+    version = ScorecardVersion.objects.filter(status="published").first()
+    delta = Customer.objects.get(name="Delta")
+    HealthScore.objects.create(
+        customer=delta, day=timezone.localdate(), version=version, score=31.0, band="at_risk"
+    )
+    html = logged_in(book["aiko"]).get(reverse("lifecycle:portfolio")).content.decode()
+    assert '<th data-column="health">' in html
+    row = re.search(rf'data-customer="{delta.pk}">(.*?)</tr>', html, re.S)
+    assert row is not None
+    assert "band-at_risk" in row.group(1)
+    assert ">31<" in row.group(1) or " 31" in row.group(1)
