@@ -18,6 +18,13 @@ What is compared:
   least 20% below the 4 weeks before (consecutive dip weeks make one episode). A signal is
   right when its customer had a dip week from 5 weeks before it opened to 2 weeks after; an
   episode is found when a signal of the kind was open during it (or opened up to 2 weeks after).
+
+Only signals opened in the window count. The recall counts the true changes / dips of the
+window (changes up to 35 days, dips up to 2 weeks before its end, so that their signals can be
+seen); the precision counts a signal right when a true change / dip is near it, also one just
+outside the window (a change in its last 35 days, a dip just before its start). The precision
+against the window's changes / dips only (the definition before 2026-12-02, which counted those
+signals at the edges as wrong) is reported too.
 - the churn model: the backtest's out-of-time predictions (train on the past, predict each of
   the last monthly cut-offs) against the true churn dates (churned within 90 days after the
   snapshot), with the same for the usage-drop rule and a naive "low usage" rule for context.
@@ -141,19 +148,20 @@ def _ratio(numerator: int, denominator: int) -> dict[str, Any]:
 
 def _people_changes(truth: dict[str, Any], signals: Any, start: date, end: date) -> dict[str, Any]:
     happenings = truth["happenings"]
-    changes = happenings[happenings["kind"].isin(["admin_changed", "champion_changed"])]
-    changes = changes[(changes["day"] >= start) & (changes["day"] <= end - timedelta(days=35))]
+    every = happenings[happenings["kind"].isin(["admin_changed", "champion_changed"])]
+    changes = every[(every["day"] >= start) & (every["day"] <= end - timedelta(days=35))]
     raised = signals[signals["kind"].isin(PEOPLE_KINDS)]
+    raised = raised[raised["opened_on"] >= start]
+    near_any = {key: list(group["day"]) for key, group in every.groupby("external_id")}
     by_customer = {key: list(group["day"]) for key, group in changes.groupby("external_id")}
     opened = {key: list(group["opened_on"]) for key, group in raised.groupby("external_id")}
 
-    right = sum(
-        any(
-            o - timedelta(days=35) <= day <= o + timedelta(days=7)
-            for day in by_customer.get(external_id, [])
+    def right(days: dict[str, list[date]]) -> int:
+        return sum(
+            any(o - timedelta(days=35) <= day <= o + timedelta(days=7) for day in days.get(x, []))
+            for x, o in zip(raised["external_id"], raised["opened_on"], strict=True)
         )
-        for external_id, o in zip(raised["external_id"], raised["opened_on"], strict=True)
-    )
+
     found = sum(
         any(
             day - timedelta(days=7) <= o <= day + timedelta(days=35)
@@ -176,7 +184,10 @@ def _people_changes(truth: dict[str, Any], signals: Any, start: date, end: date)
     return {
         "signals": len(raised),
         "true_changes": len(changes),
-        "precision": _ratio(int(right), len(raised)),
+        # A signal is right when a true change of its customer is near it, also one just
+        # outside the window whose changes the recall counts (at its edges).
+        "precision": _ratio(int(right(near_any)), len(raised)),
+        "precision_against_window_changes_only": _ratio(int(right(by_customer)), len(raised)),
         "recall": _ratio(int(found), len(changes)),
         "recall_of_changes_nobody_told_the_csm": _ratio(
             int(found_unknown), len(changes) - len(known)
@@ -214,7 +225,13 @@ def _dip_episodes(truth: dict[str, Any], start: date, end: date) -> Any:
 
 def _usage_drops(truth: dict[str, Any], signals: Any, start: date, end: date) -> dict[str, Any]:
     episodes = _dip_episodes(truth, start, end - timedelta(days=14))
+    # For the precision, every dip near a signal counts, also one at the window's edges.
+    every = _dip_episodes(truth, start - timedelta(weeks=5), end)
     weeks = {
+        key: list(zip(group["first"], group["last"], strict=True))
+        for key, group in every.groupby("external_id")
+    }
+    window_weeks = {
         key: list(zip(group["first"], group["last"], strict=True))
         for key, group in episodes.groupby("external_id")
     }
@@ -222,12 +239,15 @@ def _usage_drops(truth: dict[str, Any], signals: Any, start: date, end: date) ->
     for label, kinds in (("usage_drop", ("usage_drop",)), ("any_drop_kind", DROP_KINDS)):
         raised = signals[signals["kind"].isin(kinds)]
         raised = raised[raised["opened_on"] >= start]
-        right = sum(
-            any(
-                o - timedelta(weeks=5) <= last and first <= o + timedelta(weeks=2)
-                for first, last in weeks.get(external_id, [])
+        right, right_in_window = (
+            sum(
+                any(
+                    o - timedelta(weeks=5) <= last and first <= o + timedelta(weeks=2)
+                    for first, last in near.get(external_id, [])
+                )
+                for external_id, o in zip(raised["external_id"], raised["opened_on"], strict=True)
             )
-            for external_id, o in zip(raised["external_id"], raised["opened_on"], strict=True)
+            for near in (weeks, window_weeks)
         )
         spans = {
             key: list(zip(group["opened_on"], group["closed_on"], strict=True))
@@ -245,6 +265,7 @@ def _usage_drops(truth: dict[str, Any], signals: Any, start: date, end: date) ->
         out[label] = {
             "signals": len(raised),
             "precision": _ratio(int(right), len(raised)),
+            "precision_against_window_dips_only": _ratio(int(right_in_window), len(raised)),
             "recall": _ratio(int(found), len(episodes)),
         }
     return out
@@ -363,14 +384,18 @@ def _print(report: dict[str, Any]) -> None:
     people = report["people_changes"]
     print(
         f"admin/champion changes ({people['true_changes']} true, {people['signals']} signals): "
-        f"precision {_pct(people['precision'])}, recall {_pct(people['recall'])}, recall of "
+        f"precision {_pct(people['precision'])} (against the window's changes only "
+        f"{_pct(people['precision_against_window_changes_only'])}), "
+        f"recall {_pct(people['recall'])}, recall of "
         f"changes nobody told the CSM {_pct(people['recall_of_changes_nobody_told_the_csm'])}"
     )
     drops = report["usage_drops"]
     for key in ("usage_drop", "any_drop_kind"):
         print(
             f"{key} vs {drops['true_dip_episodes']} true engagement dips "
-            f"({drops[key]['signals']} signals): precision {_pct(drops[key]['precision'])}, "
+            f"({drops[key]['signals']} signals): precision {_pct(drops[key]['precision'])} "
+            f"(against the window's dips only "
+            f"{_pct(drops[key]['precision_against_window_dips_only'])}), "
             f"recall {_pct(drops[key]['recall'])}"
         )
     model = report["model"]

@@ -19,11 +19,19 @@ import random
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from kizuna.core.models import TimelineKind
 from kizuna.customers.models import TouchModel
 from kizuna.demo.simulation import SimulatedCustomer
 
 if TYPE_CHECKING:
     from kizuna.demo.load import LoadContext, StageProgress
+
+# What the health services write on the timeline (the stage's own entries).
+TIMELINE_KINDS = (
+    TimelineKind.RISK_RAISED,
+    TimelineKind.RISK_CLOSED,
+    TimelineKind.HEALTH_BAND_CHANGED,
+)
 
 # Scores are backfilled for this many days up to the latest day (signals for the whole metric
 # history): enough for the band outcomes ("does good renew more than at risk?") and the charts.

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from kizuna.demo.load import LoadContext, StageProgress
 
 REPLAY_DAYS = 90
+# What the playbooks and tasks write on the timeline during the replay.
+TIMELINE_KINDS = ("playbook.note", "task.completed")
 DONE_SHARE = 0.8
 CANCELLED_SHARE = 0.05
 PLACEHOLDER_URL = "https://hooks.slack.com/services/T00000000/B00000000/REPLACE-ME"
@@ -101,6 +103,7 @@ def load_playbooks(ctx: "LoadContext", progress: "StageProgress") -> None:
     first = today - timedelta(days=REPLAY_DAYS)
     with _chat_stand_in() as url:
         endpoint = services.save_endpoint(
+            endpoint=WebhookEndpoint.objects.filter(name="Slack #cs-alerts").first(),
             data=services.EndpointInput(
                 name="Slack #cs-alerts", url=url, style=WebhookEndpoint.Style.SLACK,
                 secret="demo-signing-secret", is_active=True,  # noqa: S106 - demo
@@ -137,7 +140,9 @@ def load_playbooks(ctx: "LoadContext", progress: "StageProgress") -> None:
             RunnerCursor.objects.update_or_create(
                 name=f"dated:{playbook.pk}", defaults={"day": today - timedelta(days=1)}
             )
-        runner.run_cycle()
+        # (as of the demo's today, which is the real today unless a test loads another day)
+        live = timezone.now()
+        runner.run_cycle(now=live if today >= timezone.localdate(live) else _at(today, 12))
     # The calls were made during the replay; date them when their action ran.
     done_at = ActionExecution.objects.filter(pk=OuterRef("execution_id")).values("done_at")[:1]
     WebhookDelivery.objects.filter(endpoint=endpoint, execution__done_at__isnull=False).update(
@@ -164,8 +169,10 @@ def _work_tasks(*, today: date, seed: int, keep_open: list[int]) -> int:
     past = Task.objects.filter(
         status__in=OPEN_TASK_STATUSES, due_on__lt=today - timedelta(days=3)
     ).exclude(customer_id__in=keep_open)
-    for task in past.select_related("run").order_by("id"):
-        rng = random.Random(f"{seed}-task-{task.pk}")  # noqa: S311 - demo data, not security
+    for task in past.select_related("run", "customer").order_by("id"):
+        # Drawn from what the task is, not its id, so the same demo gives the same history.
+        key = f"{seed}-{task.customer.external_id}-{task.title}-{task.due_on}"
+        rng = random.Random(key)  # noqa: S311 - demo data, not security
         draw = rng.random()
         if draw < DONE_SHARE:
             assert task.due_on is not None

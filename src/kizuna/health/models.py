@@ -11,12 +11,14 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Band(models.TextChoices):
-    GOOD = "good", _("Good")
-    WATCH = "watch", _("Watch")
-    AT_RISK = "at_risk", _("At risk")
+    # Contexts keep the bands apart from the onboarding plan status of the same English words.
+    GOOD = "good", pgettext_lazy("health band", "Good")
+    WATCH = "watch", pgettext_lazy("health band", "Watch")
+    AT_RISK = "at_risk", pgettext_lazy("health band", "At risk")
 
 
 class Scorecard(models.Model):
