@@ -62,7 +62,8 @@ def load_health(ctx: "LoadContext", progress: "StageProgress") -> None:
     """Scorecards, sentiment, signals, scores, band changes and the churn model."""
     from kizuna.core.models import User
     from kizuna.health.churn import predict_current, train_model
-    from kizuna.health.models import CsmSentiment, RiskSignal
+    from kizuna.health.jobs import run_health
+    from kizuna.health.models import CsmSentiment, HealthScore, RiskSignal
     from kizuna.health.scorecards import ensure_default_scorecards
     from kizuna.health.scoring import backfill_scores, record_band_changes
     from kizuna.health.signals import backfill_signals, ensure_default_rules
@@ -109,8 +110,13 @@ def load_health(ctx: "LoadContext", progress: "StageProgress") -> None:
     ctx.counts["churn_model"] = 0 if model.error else 1
     auc = (model.backtest or {}).get("auc")
     ctx.counts["model_auc_permille"] = round(auc * 1000) if auc is not None else 0
-    ctx.counts["signals_open"] = RiskSignal.objects.filter(closed_on__isnull=True).count()
     progress(total - 1, total)
     if not model.error:
         ctx.counts["predictions"] = predict_current(day=end, model=model)
+    # Then today's run, as the worker would make it this morning: signals judged on the
+    # history (renewals at risk read yesterday's scores, which a backfill of signals before
+    # scores cannot), today's scores, band changes and predictions.
+    run_health(as_of=ctx.today)
+    ctx.counts["health_scores"] = HealthScore.objects.count()
+    ctx.counts["signals_open"] = RiskSignal.objects.filter(closed_on__isnull=True).count()
     progress(total, total)
